@@ -1,0 +1,13 @@
+//! live_upload: cut a live MPEG-TS stream into HLS segments on keyframes and
+//! publish them, with a rolling RFC 8216 playlist, to object storage.
+//!
+//! Two threads joined by one bounded channel: the [`segmenter`] (libav)
+//! writes segment files to a spool directory and sends a
+//! [`segmenter::SegmentReady`] for each; the [`uploader`] stores each one and
+//! then publishes the [`playlist`] that lists it.
+
+pub mod cli;
+pub mod playlist;
+pub mod segmenter;
+pub mod timeline;
+pub mod uploader;

@@ -1,0 +1,267 @@
+//! The rolling live playlist (RFC 8216), as a pure model rendered through
+//! m3u8-rs. Durations stay in 90 kHz ticks until rendering.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use m3u8_rs::{MediaPlaylist, MediaSegment};
+
+use crate::timeline::{format_secs, round_secs, TICKS_PER_SECOND};
+
+/// EXT-X-VERSION 3 is the lowest that allows decimal EXTINF durations.
+pub const VERSION: usize = 3;
+
+/// One segment as listed in the playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub sequence: u64,
+    pub uri: String,
+    pub duration: i64,
+    pub discontinuity: bool,
+    pub program_date_time: Option<DateTime<Utc>>,
+}
+
+/// A sliding-window media playlist.
+#[derive(Debug, Clone)]
+pub struct Playlist {
+    target_duration: u64,
+    window: usize,
+    entries: VecDeque<Entry>,
+    discontinuity_sequence: u64,
+    ended: bool,
+}
+
+/// The EXT-X-TARGETDURATION a configured segment length starts with: the
+/// length rounded up to whole seconds.
+pub fn initial_target_duration(target_ticks: i64) -> u64 {
+    ((target_ticks + TICKS_PER_SECOND - 1) / TICKS_PER_SECOND).max(1) as u64
+}
+
+impl Playlist {
+    /// A playlist for segments of `target_ticks` that keeps at least the
+    /// last `window` segments.
+    pub fn new(target_ticks: i64, window: usize) -> Self {
+        Playlist {
+            target_duration: initial_target_duration(target_ticks),
+            window: window.max(1),
+            entries: VecDeque::new(),
+            discontinuity_sequence: 0,
+            ended: false,
+        }
+    }
+
+    /// Continues the numbering of an earlier playlist: the discontinuity
+    /// sequence it ended with and its target duration (never lowered).
+    pub fn resume(&mut self, discontinuity_sequence: u64, target_duration: u64) {
+        self.discontinuity_sequence = discontinuity_sequence;
+        self.target_duration = self.target_duration.max(target_duration);
+    }
+
+    /// Appends a segment and slides the window. Returns the entries that
+    /// left the playlist.
+    pub fn push(&mut self, entry: Entry) -> Vec<Entry> {
+        let rounded = round_secs(entry.duration).max(0) as u64;
+        if rounded > self.target_duration {
+            log::warn!(
+                "segment {} lasts {} s because the input's keyframes are spaced that far apart; \
+                 raising EXT-X-TARGETDURATION from {} to {}",
+                entry.uri,
+                format_secs(entry.duration),
+                self.target_duration,
+                rounded
+            );
+            self.target_duration = rounded;
+        }
+        self.entries.push_back(entry);
+        let mut removed = Vec::new();
+        // RFC 8216 §6.2.2: never shorter than three target durations
+        let min_total = 3 * self.target_duration as i64 * TICKS_PER_SECOND;
+        while self.entries.len() > self.window {
+            let front = self.entries[0].duration;
+            if self.total_ticks() - front < min_total {
+                break;
+            }
+            let gone = self.entries.pop_front().expect("not empty");
+            if gone.discontinuity {
+                self.discontinuity_sequence += 1;
+            }
+            removed.push(gone);
+        }
+        removed
+    }
+
+    /// Marks the stream as ended (EXT-X-ENDLIST).
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    pub fn target_duration(&self) -> u64 {
+        self.target_duration
+    }
+
+    /// EXT-X-MEDIA-SEQUENCE: the sequence number of the first entry.
+    pub fn media_sequence(&self) -> u64 {
+        self.entries.front().map_or(0, |e| e.sequence)
+    }
+
+    pub fn discontinuity_sequence(&self) -> u64 {
+        self.discontinuity_sequence
+    }
+
+    pub fn total_ticks(&self) -> i64 {
+        self.entries.iter().map(|e| e.duration).sum()
+    }
+
+    /// Renders the playlist text.
+    pub fn render(&self) -> String {
+        let segments = self
+            .entries
+            .iter()
+            .map(|e| MediaSegment {
+                uri: e.uri.clone(),
+                duration: millis(e.duration) as f32 / 1000.0,
+                discontinuity: e.discontinuity,
+                program_date_time: e.program_date_time.map(|t| t.fixed_offset()),
+                ..Default::default()
+            })
+            .collect();
+        let playlist = MediaPlaylist {
+            version: Some(VERSION),
+            target_duration: self.target_duration,
+            media_sequence: self.media_sequence(),
+            discontinuity_sequence: self.discontinuity_sequence,
+            end_list: self.ended,
+            segments,
+            ..Default::default()
+        };
+        m3u8_rs::WRITE_OPT_FLOAT_PRECISION.store(3, Ordering::Relaxed);
+        let mut out = Vec::new();
+        playlist
+            .write_to(&mut out)
+            .expect("writing to a Vec cannot fail");
+        String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+    }
+}
+
+fn millis(ticks: i64) -> i64 {
+    (ticks * 1000 + TICKS_PER_SECOND / 2).div_euclid(TICKS_PER_SECOND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const S: i64 = TICKS_PER_SECOND;
+
+    fn entry(sequence: u64, duration: i64) -> Entry {
+        let start = Utc.with_ymd_and_hms(2026, 11, 21, 20, 0, 0).unwrap();
+        Entry {
+            sequence,
+            uri: format!("live-{sequence:05}.ts"),
+            duration,
+            discontinuity: false,
+            program_date_time: Some(start + chrono::Duration::seconds(10 * sequence as i64)),
+        }
+    }
+
+    #[test]
+    fn renders_a_sliding_window() {
+        let mut p = Playlist::new(10 * S, 3);
+        for n in 1..=4 {
+            p.push(entry(n, 10 * S + 900));
+        }
+        p.push(Entry {
+            discontinuity: true,
+            ..entry(5, 9 * S)
+        });
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:3\n\
+             #EXT-X-TARGETDURATION:10\n\
+             #EXT-X-MEDIA-SEQUENCE:2\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-11-21T20:00:20.000Z\n\
+             #EXTINF:10.010,\n\
+             live-00002.ts\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-11-21T20:00:30.000Z\n\
+             #EXTINF:10.010,\n\
+             live-00003.ts\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-11-21T20:00:40.000Z\n\
+             #EXTINF:10.010,\n\
+             live-00004.ts\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-11-21T20:00:50.000Z\n\
+             #EXTINF:9.000,\n\
+             live-00005.ts\n"
+        );
+    }
+
+    #[test]
+    fn removing_a_discontinuity_raises_its_sequence_and_end_adds_endlist() {
+        let mut p = Playlist::new(2 * S, 3);
+        p.push(Entry {
+            discontinuity: true,
+            program_date_time: None,
+            ..entry(7, 2 * S)
+        });
+        for n in 8..=10 {
+            p.push(Entry {
+                program_date_time: None,
+                ..entry(n, 2 * S)
+            });
+        }
+        p.end();
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:3\n\
+             #EXT-X-TARGETDURATION:2\n\
+             #EXT-X-MEDIA-SEQUENCE:8\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:1\n\
+             #EXTINF:2.000,\n\
+             live-00008.ts\n\
+             #EXTINF:2.000,\n\
+             live-00009.ts\n\
+             #EXTINF:2.000,\n\
+             live-00010.ts\n\
+             #EXT-X-ENDLIST\n"
+        );
+    }
+
+    #[test]
+    fn target_duration_rises_for_long_segments_and_never_falls() {
+        let mut p = Playlist::new(4 * S, 5);
+        assert_eq!(p.target_duration(), 4);
+        p.push(entry(1, 4 * S + S / 2)); // 4.5 rounds to 5
+        assert_eq!(p.target_duration(), 5);
+        p.push(entry(2, 3 * S));
+        assert_eq!(p.target_duration(), 5);
+        assert_eq!(initial_target_duration(S / 2), 1);
+        assert_eq!(initial_target_duration(2 * S + 1), 3);
+    }
+
+    #[test]
+    fn window_keeps_three_target_durations() {
+        // window 3 of 2 s segments, but one 7 s segment raises the target to 7:
+        // the playlist keeps enough entries to cover 21 s
+        let mut p = Playlist::new(2 * S, 3);
+        p.push(entry(1, 7 * S));
+        for n in 2..=12 {
+            let removed = p.push(entry(n, 2 * S));
+            assert!(removed.len() <= 1);
+        }
+        assert!(p.total_ticks() >= 21 * S, "{}", p.total_ticks());
+        assert_eq!(p.entries().count(), 11);
+        assert_eq!(p.media_sequence(), 2);
+    }
+}

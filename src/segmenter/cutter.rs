@@ -1,0 +1,509 @@
+//! Where to cut: the pure decision logic of the segmenter.
+//!
+//! The [`Cutter`] sees the demuxed packets' timestamps, keyframe flags and
+//! byte positions (no media data, no I/O) and decides at which byte position
+//! each segment starts, how long each finished segment lasts, and where the
+//! timeline was reset.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::timeline::{format_secs, Unwrapper, TICKS_PER_SECOND};
+
+/// What the cutter needs to know about one demuxed packet, in 90 kHz ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInfo {
+    pub stream: usize,
+    /// Byte offset in the input of the TS packet where this packet's PES starts.
+    pub pos: Option<u64>,
+    pub pts: Option<i64>,
+    pub dts: Option<i64>,
+    pub duration: i64,
+    pub key: bool,
+}
+
+/// The timing of a finished segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentTiming {
+    pub sequence: u64,
+    /// Start on the unwrapped timeline, in ticks.
+    pub start: i64,
+    pub duration: i64,
+    /// The segment starts after a timestamp reset.
+    pub discontinuity: bool,
+    pub program_date_time: DateTime<Utc>,
+    /// The segment did not start on a keyframe (forced cut).
+    pub forced: bool,
+}
+
+/// A decision to start segment `sequence` at byte `pos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub pos: u64,
+    pub sequence: u64,
+    /// The timing of the segment that this cut ends, if one was open.
+    pub closed: Option<SegmentTiming>,
+}
+
+pub type Clock = Box<dyn Fn() -> DateTime<Utc> + Send>;
+
+pub struct CutterConfig {
+    /// Target segment duration in ticks.
+    pub target: i64,
+    /// Index of the stream whose packets decide the cuts.
+    pub anchor: usize,
+    /// The anchor is a video stream: cut only on its keyframes.
+    pub anchor_is_video: bool,
+    /// Number of streams in the input.
+    pub streams: usize,
+    /// Cut without a keyframe once a segment reaches this many ticks.
+    pub max_segment: i64,
+    /// Sequence number of the first segment.
+    pub first_sequence: u64,
+    /// The first segment continues an earlier run after a break.
+    pub first_discontinuity: bool,
+    pub clock: Clock,
+}
+
+struct StreamClock {
+    unwrapper: Unwrapper,
+    /// Number of resets this stream has seen.
+    epoch: u32,
+    last_pos: Option<u64>,
+}
+
+struct Open {
+    sequence: u64,
+    start: i64,
+    /// The first segment of the run: its start is the earliest timestamp of
+    /// any stream, refined as packets arrive.
+    first_of_run: bool,
+    discontinuity: bool,
+    forced: bool,
+    program_date_time: DateTime<Utc>,
+    /// The latest end (pts + duration) of a packet on this segment's timeline.
+    max_end: i64,
+    epoch: u32,
+}
+
+pub struct Cutter {
+    cfg: CutterConfig,
+    streams: Vec<StreamClock>,
+    open: Option<Open>,
+    next_sequence: u64,
+    anchor_packets: u64,
+    /// Earliest position of a packet on a non-anchor stream that came after a
+    /// reset which the anchor has not shown yet.
+    reset_pos: Option<u64>,
+    /// Earliest timestamp seen before the first segment opened.
+    early_min: Option<i64>,
+    last_cut_pos: u64,
+    warned_no_keyframe: bool,
+}
+
+/// Smallest backwards step of a stream's DTS that counts as a reset.
+const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
+
+impl Cutter {
+    pub fn new(cfg: CutterConfig) -> Self {
+        let max_forward = (3 * cfg.target).max(10 * TICKS_PER_SECOND);
+        let streams = (0..cfg.streams)
+            .map(|_| StreamClock {
+                unwrapper: Unwrapper::new(MAX_BACK, max_forward),
+                epoch: 0,
+                last_pos: None,
+            })
+            .collect();
+        Cutter {
+            next_sequence: cfg.first_sequence,
+            cfg,
+            streams,
+            open: None,
+            anchor_packets: 0,
+            reset_pos: None,
+            early_min: None,
+            last_cut_pos: 0,
+            warned_no_keyframe: false,
+        }
+    }
+
+    /// Feeds one demuxed packet; returns a cut when a segment starts here.
+    pub fn observe(&mut self, pkt: &PacketInfo) -> Option<Cut> {
+        let raw = pkt.dts.or(pkt.pts)?;
+        let stream = self.streams.get_mut(pkt.stream)?;
+        let u = stream.unwrapper.unwrap(raw);
+        if u.reset {
+            stream.epoch += 1;
+        }
+        let pts = u.ticks + pkt.pts.map_or(0, |p| p - raw);
+        let end = pts + pkt.duration.max(0);
+        let pes_start = pkt.pos.is_some() && pkt.pos != stream.last_pos;
+        if pes_start {
+            stream.last_pos = pkt.pos;
+        }
+        let epoch = stream.epoch;
+
+        if pkt.stream != self.cfg.anchor {
+            if u.reset && pkt.pos >= Some(self.last_cut_pos) {
+                self.reset_pos = self.reset_pos.min(pkt.pos).or(pkt.pos);
+            }
+            let anchor_epoch = self.streams[self.cfg.anchor].epoch;
+            match &mut self.open {
+                Some(open) if epoch == open.epoch && epoch == anchor_epoch => {
+                    open.max_end = open.max_end.max(end);
+                    if open.first_of_run {
+                        open.start = open.start.min(pts);
+                    }
+                }
+                None if epoch == 0 => {
+                    self.early_min = Some(self.early_min.map_or(pts, |m| m.min(pts)));
+                }
+                _ => {}
+            }
+            return None;
+        }
+
+        self.anchor_packets += 1;
+        let candidate = pes_start && (pkt.key || !self.cfg.anchor_is_video);
+        let Some(open) = self.open.as_mut() else {
+            return self.open_first(pkt, pts, end, candidate, epoch);
+        };
+        if u.reset {
+            let pos = match pkt.pos {
+                Some(p) => self.reset_pos.map_or(p, |r| r.min(p)),
+                None => self.reset_pos?,
+            };
+            log::warn!(
+                "timestamps jumped from {} s to {} s: starting a new segment after a discontinuity",
+                format_secs(open.max_end),
+                format_secs(pts)
+            );
+            if !candidate {
+                log::warn!("the first packet after the jump is not a keyframe");
+            }
+            let end = open.max_end;
+            let closed = self.close(end);
+            return Some(self.start(pos, pts, end, true, !candidate, epoch, closed));
+        }
+        open.max_end = open.max_end.max(end);
+        if open.first_of_run {
+            open.start = open.start.min(pts);
+        }
+        let elapsed = pts - open.start;
+        let pos = pkt.pos?;
+        if candidate && elapsed >= self.cfg.target {
+            let closed = self.close(pts);
+            return Some(self.start(pos, pts, end, false, false, epoch, closed));
+        }
+        if pes_start && elapsed >= self.cfg.max_segment {
+            if !self.warned_no_keyframe {
+                log::warn!(
+                    "no keyframe for {} s: cutting without one (further such cuts are logged at debug level)",
+                    format_secs(elapsed)
+                );
+                self.warned_no_keyframe = true;
+            } else {
+                log::debug!(
+                    "cutting without a keyframe after {} s",
+                    format_secs(elapsed)
+                );
+            }
+            let closed = self.close(pts);
+            return Some(self.start(pos, pts, end, false, true, epoch, closed));
+        }
+        None
+    }
+
+    fn open_first(
+        &mut self,
+        pkt: &PacketInfo,
+        pts: i64,
+        end: i64,
+        candidate: bool,
+        epoch: u32,
+    ) -> Option<Cut> {
+        let first_anchor = self.anchor_packets == 1;
+        if !candidate {
+            let earliest = self.early_min.map_or(pts, |m| m.min(pts));
+            self.early_min = Some(earliest);
+            if first_anchor {
+                log::warn!("the input does not start with a keyframe: skipping to the first one");
+            }
+            if pts - earliest < self.cfg.max_segment || pkt.pos.is_none() {
+                return None;
+            }
+            log::warn!(
+                "no keyframe in the first {} s: starting without one",
+                format_secs(pts - earliest)
+            );
+        }
+        let (pos, start) = if first_anchor {
+            (0, self.early_min.map_or(pts, |m| m.min(pts)))
+        } else {
+            (pkt.pos?, pts)
+        };
+        let discontinuity = self.cfg.first_discontinuity;
+        let mut cut = self.start(pos, start, end, discontinuity, !candidate, epoch, None);
+        if let Some(open) = self.open.as_mut() {
+            open.first_of_run = first_anchor;
+            open.max_end = open.max_end.max(end);
+        }
+        cut.pos = pos;
+        Some(cut)
+    }
+
+    /// Ends the open segment at `end` ticks and returns its timing.
+    fn close(&mut self, end: i64) -> Option<SegmentTiming> {
+        let open = self.open.take()?;
+        Some(SegmentTiming {
+            sequence: open.sequence,
+            start: open.start,
+            duration: (end - open.start).max(0),
+            discontinuity: open.discontinuity,
+            program_date_time: open.program_date_time,
+            forced: open.forced,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        pos: u64,
+        start: i64,
+        end: i64,
+        discontinuity: bool,
+        forced: bool,
+        epoch: u32,
+        closed: Option<SegmentTiming>,
+    ) -> Cut {
+        let now = (self.cfg.clock)();
+        let program_date_time = match &closed {
+            Some(c) => {
+                let continued = c.program_date_time + ticks_to_duration(c.duration);
+                if discontinuity {
+                    continued.max(now)
+                } else {
+                    continued
+                }
+            }
+            None => now,
+        };
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.open = Some(Open {
+            sequence,
+            start,
+            first_of_run: false,
+            discontinuity,
+            forced,
+            program_date_time,
+            max_end: end.max(start),
+            epoch,
+        });
+        self.reset_pos = None;
+        self.last_cut_pos = pos;
+        Cut {
+            pos,
+            sequence,
+            closed,
+        }
+    }
+
+    /// Ends the run: returns the timing of the segment still open, which
+    /// lasts until the end of the last packet seen on its timeline.
+    pub fn finish(&mut self) -> Option<SegmentTiming> {
+        let end = self.open.as_ref()?.max_end;
+        self.close(end)
+    }
+
+    /// Sequence number the next segment would get.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+}
+
+fn ticks_to_duration(ticks: i64) -> Duration {
+    Duration::microseconds(ticks * 1000 / 90)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const S: i64 = TICKS_PER_SECOND;
+
+    fn cutter(target: i64, anchor_is_video: bool) -> Cutter {
+        Cutter::new(CutterConfig {
+            target,
+            anchor: 0,
+            anchor_is_video,
+            streams: 2,
+            max_segment: 4 * target,
+            first_sequence: 1,
+            first_discontinuity: false,
+            clock: Box::new(|| Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()),
+        })
+    }
+
+    fn video(pos: u64, pts: i64, key: bool) -> PacketInfo {
+        PacketInfo {
+            stream: 0,
+            pos: Some(pos),
+            pts: Some(pts),
+            dts: Some(pts),
+            duration: 3000,
+            key,
+        }
+    }
+
+    fn audio(pos: u64, pts: i64) -> PacketInfo {
+        PacketInfo {
+            stream: 1,
+            pos: Some(pos),
+            pts: Some(pts),
+            dts: Some(pts),
+            duration: 1920,
+            key: true,
+        }
+    }
+
+    /// Feeds 30 fps video with a keyframe every `gop` frames; returns the cuts.
+    fn run(c: &mut Cutter, frames: i64, gop: i64, base: i64) -> Vec<Cut> {
+        run_at(c, frames, gop, base, 1000)
+    }
+
+    fn run_at(c: &mut Cutter, frames: i64, gop: i64, base: i64, pos: u64) -> Vec<Cut> {
+        (0..frames)
+            .filter_map(|i| c.observe(&video(pos + i as u64 * 100, base + i * 3000, i % gop == 0)))
+            .collect()
+    }
+
+    #[test]
+    fn cuts_on_the_first_keyframe_after_the_target() {
+        let mut c = cutter(2 * S, true);
+        let cuts = run(&mut c, 300, 45, 0); // keyframe every 1.5 s, 10 s of video
+        let starts: Vec<u64> = cuts.iter().map(|c| c.pos).collect();
+        // first segment from byte 0, then keyframes at 3.0, 6.0, 9.0 s
+        assert_eq!(
+            starts,
+            vec![0, 1000 + 90 * 100, 1000 + 180 * 100, 1000 + 270 * 100]
+        );
+        let durations: Vec<i64> = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .collect();
+        assert_eq!(durations, vec![3 * S, 3 * S, 3 * S]);
+        let last = c.finish().unwrap();
+        assert_eq!(last.start, 9 * S);
+        assert_eq!(last.duration, S, "last frame ends at 10 s");
+        assert_eq!(last.sequence, 4);
+    }
+
+    #[test]
+    fn durations_add_up_to_the_input_duration() {
+        let mut c = cutter(2 * S, true);
+        let base = 126_000; // 1.4 s, ffmpeg's usual start
+        c.observe(&audio(500, base - 900)); // audio starts slightly earlier
+        let cuts = run(&mut c, 1234, 60, base);
+        let mut total: i64 = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .sum();
+        total += c.finish().unwrap().duration;
+        assert_eq!(total, 1234 * 3000 + 900);
+    }
+
+    #[test]
+    fn audio_only_cuts_on_any_pes_start() {
+        let mut c = cutter(2 * S, false);
+        let mut cuts = Vec::new();
+        for i in 0..200i64 {
+            // two frames per PES: the second shares the first's position
+            let pos = 100 + (i / 2) as u64 * 1000;
+            cuts.extend(c.observe(&PacketInfo {
+                stream: 0,
+                ..audio(pos, i * 1920)
+            }));
+        }
+        let durations: Vec<i64> = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .collect();
+        // 1920-tick frames, cut on even frames once 2 s (180000) is reached: 94 frames
+        assert!(durations.iter().all(|&d| d == 94 * 1920), "{durations:?}");
+        assert!(cuts.iter().skip(1).all(|c| (c.pos - 100) % 1000 == 0));
+    }
+
+    #[test]
+    fn keyframes_that_stop_force_a_cut_at_the_limit() {
+        let mut c = cutter(2 * S, true);
+        let mut cuts = run(&mut c, 1, 1, 0);
+        // no keyframe ever again
+        for i in 1..600i64 {
+            cuts.extend(c.observe(&video(1000 + i as u64 * 100, i * 3000, false)));
+        }
+        let closed: Vec<SegmentTiming> = cuts.iter().filter_map(|c| c.closed).collect();
+        assert_eq!(closed[0].duration, 8 * S);
+        assert!(!closed[0].forced);
+        assert!(closed[1].forced);
+    }
+
+    #[test]
+    fn a_backwards_jump_is_a_discontinuity_with_continuous_dates() {
+        let mut c = cutter(2 * S, true);
+        let mut cuts = run(&mut c, 150, 30, 10 * S); // 10 s .. 15 s
+        c.observe(&audio(1000 + 149 * 100 + 50, 15 * S)); // audio still on the old clock
+        c.observe(&audio(1000 + 150 * 100 - 20, S)); // new clock, before the video's jump
+        cuts.extend(run_at(&mut c, 150, 30, S, 1000 + 150 * 100));
+        let reset = cuts
+            .iter()
+            .find(|c| c.closed.is_some_and(|t| t.start == 14 * S))
+            .unwrap();
+        assert_eq!(
+            reset.pos,
+            1000 + 150 * 100 - 20,
+            "cut where the first stream jumped"
+        );
+        let before = reset.closed.unwrap();
+        assert_eq!(
+            before.duration,
+            S + 1920,
+            "ends with the last packet on the old clock"
+        );
+        let after = cuts
+            .iter()
+            .find_map(|c| c.closed.filter(|t| t.discontinuity))
+            .unwrap();
+        assert_eq!(after.start, S);
+        assert_eq!(
+            after.program_date_time,
+            before.program_date_time + ticks_to_duration(S + 1920)
+        );
+    }
+
+    #[test]
+    fn the_33_bit_wrap_is_not_a_discontinuity() {
+        let mut c = cutter(2 * S, true);
+        let base = crate::timeline::PTS_MODULUS - 5 * S;
+        let cuts = run(&mut c, 300, 30, base);
+        assert!(cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .all(|t| !t.discontinuity && t.duration == 2 * S));
+        assert_eq!(cuts.len(), 5);
+    }
+
+    #[test]
+    fn input_starting_without_a_keyframe_skips_to_the_first_one() {
+        let mut c = cutter(2 * S, true);
+        assert!(c.observe(&video(100, 0, false)).is_none());
+        assert!(c.observe(&video(200, 3000, false)).is_none());
+        let first = c.observe(&video(300, 6000, true)).unwrap();
+        assert_eq!(first.pos, 300);
+        assert_eq!(first.sequence, 1);
+        assert!(first.closed.is_none());
+    }
+}

@@ -1,0 +1,384 @@
+//! The libav side: demux the input, decide cuts, write segment files to the
+//! spool directory and announce each finished one to the uploader.
+//!
+//! libav (through ffmpeg-next) demuxes the input for its timestamps,
+//! keyframe flags and packet positions; the segments themselves are the
+//! input's own transport stream bytes, cut at PES boundaries by the
+//! [`router::Router`]. Nothing is re-muxed.
+
+pub mod cutter;
+pub mod router;
+pub mod source;
+pub mod ts;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::Sender;
+use ffmpeg_next as ffmpeg;
+use ffmpeg_next::format::context::{Input, StreamIo};
+use ffmpeg_next::media::Type as Media;
+
+use crate::timeline::{format_secs, TICKS_PER_SECOND};
+use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
+use router::{ClosedSegment, Router};
+use source::{Tee, TeeState};
+
+/// A segment file that is complete in the spool directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentReady {
+    pub sequence: u64,
+    /// File name, also the last part of its object key.
+    pub name: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Start on the unwrapped 90 kHz timeline.
+    pub start: i64,
+    /// Duration in 90 kHz ticks.
+    pub duration: i64,
+    pub discontinuity: bool,
+    pub program_date_time: DateTime<Utc>,
+}
+
+pub struct SegmenterConfig {
+    /// `-`, a file, or a URL.
+    pub input: String,
+    /// Target segment duration in ticks.
+    pub target: i64,
+    /// A segment is cut without a keyframe once it reaches this length.
+    pub max_segment: i64,
+    pub spool: PathBuf,
+    pub segment_prefix: String,
+    pub first_sequence: u64,
+    pub first_discontinuity: bool,
+    /// MPEG-TS program number to take; default the first.
+    pub program: Option<u16>,
+    pub input_timeout: Option<Duration>,
+    pub clock: Clock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmenterError {
+    #[error("cannot open input {input}: {reason}")]
+    Open { input: String, reason: String },
+    #[error("input is empty: no data arrived before the end of input")]
+    Empty,
+    #[error("input is not an MPEG-TS stream (libav found {0})")]
+    NotTransportStream(String),
+    #[error("input is not a recognizable media stream ({0})")]
+    Unrecognized(String),
+    #[error("input has no program {0} (programs: {1})")]
+    NoSuchProgram(u16, String),
+    #[error("input has no audio or video stream")]
+    NoStreams,
+    #[error("error reading input: {0}")]
+    Read(String),
+    #[error("cannot write segment to the spool directory: {0}")]
+    Spool(#[from] std::io::Error),
+    #[error("the uploader stopped")]
+    UploaderGone,
+}
+
+/// What a finished run did.
+#[derive(Debug, Default, Clone)]
+pub struct SegmenterSummary {
+    pub segments: u64,
+    pub bytes_in: u64,
+    pub media_ticks: i64,
+    pub router: router::RouterStats,
+}
+
+/// The file name of a segment: `<prefix>-<NNNNN>.ts`.
+pub fn segment_name(prefix: &str, sequence: u64) -> String {
+    format!("{prefix}-{sequence:05}.ts")
+}
+
+struct StreamMeta {
+    medium: Media,
+    /// time_base as (num, den)
+    time_base: (i64, i64),
+    selected: bool,
+}
+
+/// Segments the input until it ends, a stop is requested, or an error.
+/// Segments finished before an error are still sent; the result says how the
+/// run ended.
+pub fn run(
+    cfg: SegmenterConfig,
+    tx: &Sender<SegmentReady>,
+    stop: Arc<AtomicBool>,
+) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
+    let mut summary = SegmenterSummary::default();
+    let fail = |e, s: &SegmenterSummary| Err((e, s.clone()));
+    let source = match source::open(&cfg.input, stop.clone(), cfg.input_timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            let err = SegmenterError::Open {
+                input: cfg.input.clone(),
+                reason: e.to_string(),
+            };
+            return fail(err, &summary);
+        }
+    };
+    let (tee, tee_state) = Tee::new(source);
+    let opened = StreamIo::from_read(tee).and_then(|io| {
+        let stop = stop.clone();
+        ffmpeg::format::input_from_stream_with_interrupt(io, None, None, move || {
+            stop.load(Ordering::Relaxed)
+        })
+    });
+    let mut ictx = match opened {
+        Ok(ictx) => ictx,
+        Err(e) => return fail(open_error(e, &tee_state, &cfg.input), &summary),
+    };
+    let format = ictx.format().name().to_string();
+    if format != "mpegts" {
+        return fail(SegmenterError::NotTransportStream(format), &summary);
+    }
+    let (program, streams) = match select_program(&ictx, cfg.program) {
+        Ok(v) => v,
+        Err(e) => return fail(e, &summary),
+    };
+    let anchor = streams
+        .iter()
+        .position(|s| s.selected && s.medium == Media::Video)
+        .or_else(|| {
+            streams
+                .iter()
+                .position(|s| s.selected && s.medium == Media::Audio)
+        });
+    let Some(anchor) = anchor else {
+        return fail(SegmenterError::NoStreams, &summary);
+    };
+    let anchor_is_video = streams[anchor].medium == Media::Video;
+    log::info!(
+        "input: MPEG-TS program {}, {} stream(s), cutting on {} stream {}",
+        program.map_or("(none)".to_string(), |p| p.to_string()),
+        streams.iter().filter(|s| s.selected).count(),
+        if anchor_is_video { "video" } else { "audio" },
+        anchor
+    );
+
+    let mut cutter = Cutter::new(CutterConfig {
+        target: cfg.target,
+        anchor,
+        anchor_is_video,
+        streams: streams.len(),
+        max_segment: cfg.max_segment,
+        first_sequence: cfg.first_sequence,
+        first_discontinuity: cfg.first_discontinuity,
+        clock: cfg.clock,
+    });
+    let prefix = cfg.segment_prefix.clone();
+    let mut router = Router::new(
+        &cfg.spool,
+        Box::new(move |n| segment_name(&prefix, n)),
+        program,
+    );
+    let mut chunk = Vec::new();
+    let send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
+        for c in closed {
+            let Some(t) = c.timing else {
+                log::warn!("segment {} has no timing; not published", c.sequence);
+                continue;
+            };
+            summary.segments += 1;
+            summary.media_ticks += t.duration;
+            let ev = SegmentReady {
+                sequence: c.sequence,
+                name: segment_name(&cfg.segment_prefix, c.sequence),
+                path: c.path,
+                bytes: c.bytes,
+                start: t.start,
+                duration: t.duration,
+                discontinuity: t.discontinuity,
+                program_date_time: t.program_date_time,
+            };
+            log::debug!(
+                "segment {} ready: {} s, {} bytes{}",
+                ev.name,
+                format_secs(ev.duration),
+                ev.bytes,
+                if t.forced {
+                    ", no keyframe at its start"
+                } else {
+                    ""
+                }
+            );
+            if tx.send(ev).is_err() {
+                return Err(SegmenterError::UploaderGone);
+            }
+        }
+        Ok(())
+    };
+
+    let mut ended_by: Option<SegmenterError> = None;
+    let mut packet = ffmpeg::Packet::empty();
+    loop {
+        match packet.read(&mut ictx) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let tee_err = lock(&tee_state).error.take();
+                ended_by = Some(SegmenterError::Read(match tee_err {
+                    Some(io) => io.to_string(),
+                    None => e.to_string(),
+                }));
+                break;
+            }
+        }
+        take_bytes(&tee_state, &mut chunk);
+        router.push_bytes(&chunk);
+        let index = packet.stream();
+        let Some(meta) = streams.get(index).filter(|s| s.selected) else {
+            continue;
+        };
+        let info = PacketInfo {
+            stream: index,
+            pos: u64::try_from(packet.position()).ok(),
+            pts: packet.pts().map(|t| to_ticks(t, meta.time_base)),
+            dts: packet.dts().map(|t| to_ticks(t, meta.time_base)),
+            duration: to_ticks(packet.duration(), meta.time_base),
+            key: packet.is_key(),
+        };
+        if let Some(cut) = cutter.observe(&info) {
+            router.add_cut(cut);
+        }
+        if index == anchor {
+            if let Some(pos) = info.pos {
+                if let Err(e) = router.route_until(pos) {
+                    router.abandon();
+                    return fail(SegmenterError::Spool(e), &summary);
+                }
+            }
+        }
+        if let Err(e) = send(router.take_closed(), &mut summary) {
+            router.abandon();
+            return fail(e, &summary);
+        }
+    }
+    take_bytes(&tee_state, &mut chunk);
+    router.push_bytes(&chunk);
+    summary.bytes_in = lock(&tee_state).total;
+    let last = match router.finish(cutter.finish()) {
+        Ok(last) => last,
+        Err(e) => {
+            router.abandon();
+            return fail(SegmenterError::Spool(e), &summary);
+        }
+    };
+    summary.router = router.stats();
+    if let Err(e) = send(last, &mut summary) {
+        return fail(e, &summary);
+    }
+    let stats = summary.router;
+    if stats.unsynced_bytes + stats.error_packets > 0 {
+        log::warn!(
+            "skipped {} byte(s) out of packet sync and {} packet(s) flagged as errors",
+            stats.unsynced_bytes,
+            stats.error_packets
+        );
+    }
+    match ended_by {
+        Some(e) => Err((e, summary)),
+        None => Ok(summary),
+    }
+}
+
+fn lock(state: &Mutex<TeeState>) -> std::sync::MutexGuard<'_, TeeState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn take_bytes(state: &Mutex<TeeState>, chunk: &mut Vec<u8>) {
+    chunk.clear();
+    std::mem::swap(&mut lock(state).bytes, chunk);
+}
+
+fn open_error(e: ffmpeg::Error, tee: &Mutex<TeeState>, input: &str) -> SegmenterError {
+    let mut state = lock(tee);
+    if let Some(io) = state.error.take() {
+        return SegmenterError::Open {
+            input: input.to_string(),
+            reason: io.to_string(),
+        };
+    }
+    if state.total == 0 {
+        return SegmenterError::Empty;
+    }
+    SegmenterError::Unrecognized(e.to_string())
+}
+
+fn to_ticks(t: i64, (num, den): (i64, i64)) -> i64 {
+    if num == 1 && den == TICKS_PER_SECOND {
+        return t;
+    }
+    (i128::from(t) * i128::from(num) * i128::from(TICKS_PER_SECOND) / i128::from(den.max(1))) as i64
+}
+
+/// Picks the program (the first, or the one asked for) and describes every
+/// stream, marking those of that program.
+fn select_program(
+    ictx: &Input,
+    wanted: Option<u16>,
+) -> Result<(Option<u16>, Vec<StreamMeta>), SegmenterError> {
+    let programs = programs(ictx);
+    let chosen = match wanted {
+        Some(w) => Some(programs.iter().find(|p| p.0 == w).ok_or_else(|| {
+            let list: Vec<String> = programs.iter().map(|p| p.0.to_string()).collect();
+            SegmenterError::NoSuchProgram(w, list.join(", "))
+        })?),
+        None => programs.first(),
+    };
+    if programs.len() > 1 {
+        log::info!(
+            "input has {} programs; taking program {} (choose with --program)",
+            programs.len(),
+            chosen.map_or(0, |p| p.0)
+        );
+    }
+    let streams = ictx
+        .streams()
+        .map(|s| {
+            let tb = s.time_base();
+            StreamMeta {
+                medium: s.parameters().medium(),
+                time_base: (i64::from(tb.numerator()), i64::from(tb.denominator())),
+                selected: chosen.is_none_or(|p| p.1.contains(&s.index())),
+            }
+        })
+        .collect();
+    Ok((chosen.map(|p| p.0), streams))
+}
+
+/// (program number, stream indexes) of every program libav found.
+fn programs(ictx: &Input) -> Vec<(u16, Vec<usize>)> {
+    let mut out = Vec::new();
+    // SAFETY: reads the format context's program table, which libav keeps
+    // valid for the context's lifetime; nothing is retained.
+    unsafe {
+        let ctx = ictx.as_ptr();
+        for i in 0..(*ctx).nb_programs as usize {
+            let p = *(*ctx).programs.add(i);
+            if p.is_null() {
+                continue;
+            }
+            let n = (*p).nb_stream_indexes as usize;
+            let indexes = if n == 0 || (*p).stream_index.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*p).stream_index, n)
+                    .iter()
+                    .map(|&i| i as usize)
+                    .collect()
+            };
+            out.push(((*p).program_num as u16, indexes));
+        }
+    }
+    out
+}

@@ -1,0 +1,637 @@
+//! Cutting the input's own bytes into segment files.
+//!
+//! The [`Router`] receives the raw transport stream and the cut positions
+//! decided by the cutter, and writes every TS packet of the selected program
+//! into exactly one segment file, unchanged. Each elementary stream switches
+//! to the new segment at its first PES start at or after the cut, so no PES
+//! packet is split between two segments: a PES that is still incomplete at
+//! the cut is finished in the old segment (whose file stays open until then).
+//! Every segment starts with a copy of the latest PAT and PMT; the continuity
+//! counters of those tables are renumbered so that the segments concatenate
+//! into a valid stream.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::cutter::{Cut, SegmentTiming};
+use super::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
+
+const PIDS: usize = 8192;
+/// Packets routed after a cut before the old segment is closed even if some
+/// stream's PES is still unfinished.
+const MAX_LAG_PACKETS: u32 = 8192;
+const WRITE_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PidKind {
+    Drop,
+    Pat,
+    Pmt,
+    /// An elementary stream of the selected program.
+    Es,
+    /// The program's PCR PID when it carries no elementary stream.
+    Pcr,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PidState {
+    /// Segment this PID writes to.
+    segment: Option<u64>,
+    /// Bytes left in the current PES; `None` when unknown.
+    pes_remaining: Option<usize>,
+    /// Output continuity counter for PSI PIDs.
+    out_cc: u8,
+}
+
+/// A finished segment file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedSegment {
+    pub sequence: u64,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub timing: Option<SegmentTiming>,
+}
+
+struct SegmentFile {
+    sequence: u64,
+    part: PathBuf,
+    path: PathBuf,
+    writer: BufWriter<File>,
+    bytes: u64,
+    timing: Option<SegmentTiming>,
+}
+
+impl SegmentFile {
+    fn write(&mut self, pkt: &[u8]) -> io::Result<()> {
+        self.bytes += pkt.len() as u64;
+        self.writer.write_all(pkt)
+    }
+
+    fn close(self) -> io::Result<ClosedSegment> {
+        let file = self.writer.into_inner().map_err(|e| e.into_error())?;
+        drop(file);
+        fs::rename(&self.part, &self.path)?;
+        Ok(ClosedSegment {
+            sequence: self.sequence,
+            path: self.path,
+            bytes: self.bytes,
+            timing: self.timing,
+        })
+    }
+}
+
+/// Counters of what the router did not write.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Bytes skipped while looking for packet sync.
+    pub unsynced_bytes: u64,
+    /// Packets with the transport error indicator set.
+    pub error_packets: u64,
+    /// Packets before the first segment or of PIDs outside the program.
+    pub dropped_packets: u64,
+    /// Segments closed while a stream's PES was still unfinished.
+    pub forced_closes: u64,
+}
+
+pub struct Router {
+    spool: PathBuf,
+    name: Box<dyn Fn(u64) -> String + Send>,
+    program: Option<u16>,
+    buf: Vec<u8>,
+    /// Input offset of `buf[0]`.
+    buf_offset: u64,
+    read: usize,
+    kinds: Vec<PidKind>,
+    pids: Vec<PidState>,
+    pat: SectionCollector,
+    pmt: SectionCollector,
+    pmt_pid: Option<u16>,
+    pat_packets: Vec<[u8; PACKET_SIZE]>,
+    pmt_packets: Vec<[u8; PACKET_SIZE]>,
+    cuts: VecDeque<Cut>,
+    current: Option<SegmentFile>,
+    old: Option<SegmentFile>,
+    /// PIDs whose PES is still unfinished in `old`.
+    laggards: Vec<u16>,
+    since_cut: u32,
+    closed: Vec<ClosedSegment>,
+    stats: RouterStats,
+    program_numbers: Vec<u16>,
+}
+
+impl Router {
+    /// `name` gives a segment's file name from its sequence number;
+    /// `program` selects a program number (default: the first in the PAT).
+    pub fn new(
+        spool: &Path,
+        name: Box<dyn Fn(u64) -> String + Send>,
+        program: Option<u16>,
+    ) -> Self {
+        let mut kinds = vec![PidKind::Drop; PIDS];
+        kinds[usize::from(PAT_PID)] = PidKind::Pat;
+        Router {
+            spool: spool.to_path_buf(),
+            name,
+            program,
+            buf: Vec::with_capacity(1 << 20),
+            buf_offset: 0,
+            read: 0,
+            kinds,
+            pids: vec![PidState::default(); PIDS],
+            pat: SectionCollector::default(),
+            pmt: SectionCollector::default(),
+            pmt_pid: None,
+            pat_packets: Vec::new(),
+            pmt_packets: Vec::new(),
+            cuts: VecDeque::new(),
+            current: None,
+            old: None,
+            laggards: Vec::new(),
+            since_cut: 0,
+            closed: Vec::new(),
+            stats: RouterStats::default(),
+            program_numbers: Vec::new(),
+        }
+    }
+
+    /// Appends raw input bytes.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if self.read > 0 && self.read >= self.buf.len() / 2 {
+            self.buf.drain(..self.read);
+            self.buf_offset += self.read as u64;
+            self.read = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Queues a cut; cuts must come in increasing position order.
+    pub fn add_cut(&mut self, cut: Cut) {
+        self.cuts.push_back(cut);
+    }
+
+    /// Routes every complete packet that starts before input offset `limit`.
+    pub fn route_until(&mut self, limit: u64) -> io::Result<()> {
+        loop {
+            let offset = self.buf_offset + self.read as u64;
+            if offset >= limit || self.buf.len() - self.read < PACKET_SIZE {
+                return Ok(());
+            }
+            if !self.in_sync() {
+                if !self.resync(false) {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.route_one(offset)?;
+        }
+    }
+
+    fn in_sync(&self) -> bool {
+        let rest = &self.buf[self.read..];
+        rest[0] == ts::SYNC_BYTE
+            && (rest.len() < 2 * PACKET_SIZE || rest[PACKET_SIZE] == ts::SYNC_BYTE)
+    }
+
+    /// Skips to the next position where packets are in sync. Returns false
+    /// when more data is needed to find it.
+    fn resync(&mut self, at_end: bool) -> bool {
+        let rest = &self.buf[self.read..];
+        let skip = match ts::find_sync(&rest[1..], 3) {
+            Some(i) => i + 1,
+            None if at_end => rest.len(),
+            // keep a tail that may hold the start of the next packet
+            None if rest.len() > 3 * PACKET_SIZE => rest.len() - 3 * PACKET_SIZE,
+            None => return false,
+        };
+        if self.stats.unsynced_bytes == 0 {
+            log::warn!(
+                "input is out of packet sync at byte {}: skipping to the next sync byte",
+                self.buf_offset + self.read as u64
+            );
+        }
+        self.stats.unsynced_bytes += skip as u64;
+        self.read += skip;
+        true
+    }
+
+    fn route_one(&mut self, offset: u64) -> io::Result<()> {
+        while self.cuts.front().is_some_and(|c| c.pos <= offset) {
+            let cut = self.cuts.pop_front().expect("checked");
+            self.apply_cut(cut)?;
+        }
+        let mut pkt = [0u8; PACKET_SIZE];
+        pkt.copy_from_slice(&self.buf[self.read..self.read + PACKET_SIZE]);
+        self.read += PACKET_SIZE;
+        let Some(hdr) = ts::parse_header(&pkt) else {
+            self.stats.error_packets += 1;
+            if self.stats.error_packets == 1 {
+                log::warn!("dropping a TS packet with the transport error flag at byte {offset}");
+            }
+            return Ok(());
+        };
+        if self.old.is_some() {
+            self.since_cut += 1;
+        }
+        match self.kinds[usize::from(hdr.pid)] {
+            PidKind::Drop => self.stats.dropped_packets += 1,
+            PidKind::Pat => {
+                if let Some((section, packets)) = self.pat.push(&pkt, &hdr) {
+                    self.on_pat(&section, packets);
+                }
+                self.write_psi(&mut pkt, hdr.pid)?;
+            }
+            PidKind::Pmt => {
+                if let Some((section, packets)) = self.pmt.push(&pkt, &hdr) {
+                    self.on_pmt(&section, packets);
+                }
+                self.write_psi(&mut pkt, hdr.pid)?;
+            }
+            PidKind::Pcr => match self.current.as_mut() {
+                Some(cur) => cur.write(&pkt)?,
+                None => self.stats.dropped_packets += 1,
+            },
+            PidKind::Es => self.write_es(&pkt, &hdr)?,
+        }
+        if self.old.is_some() && (self.laggards.is_empty() || self.since_cut > MAX_LAG_PACKETS) {
+            self.close_old()?;
+        }
+        Ok(())
+    }
+
+    fn on_pat(&mut self, section: &[u8], packets: Vec<[u8; PACKET_SIZE]>) {
+        let Some(programs) = ts::parse_pat(section) else {
+            return;
+        };
+        self.program_numbers = programs.iter().map(|p| p.program_number).collect();
+        let chosen = match self.program {
+            Some(n) => programs.iter().find(|p| p.program_number == n),
+            None => programs.first(),
+        };
+        let Some(chosen) = chosen else {
+            return;
+        };
+        if self.pmt_pid != Some(chosen.pmt_pid) {
+            if let Some(old) = self.pmt_pid {
+                self.kinds[usize::from(old)] = PidKind::Drop;
+            }
+            self.pmt_pid = Some(chosen.pmt_pid);
+            self.kinds[usize::from(chosen.pmt_pid)] = PidKind::Pmt;
+            self.pmt = SectionCollector::default();
+        }
+        self.pat_packets = packets;
+    }
+
+    fn on_pmt(&mut self, section: &[u8], packets: Vec<[u8; PACKET_SIZE]>) {
+        let Some(pmt) = ts::parse_pmt(section) else {
+            return;
+        };
+        for kind in self.kinds.iter_mut() {
+            if matches!(kind, PidKind::Es | PidKind::Pcr) {
+                *kind = PidKind::Drop;
+            }
+        }
+        for &(_, pid) in &pmt.streams {
+            self.kinds[usize::from(pid)] = PidKind::Es;
+        }
+        let pcr = usize::from(pmt.pcr_pid);
+        if self.kinds[pcr] == PidKind::Drop && pmt.pcr_pid != ts::NULL_PID {
+            self.kinds[pcr] = PidKind::Pcr;
+        }
+        self.pmt_packets = packets;
+    }
+
+    fn write_psi(&mut self, pkt: &mut [u8; PACKET_SIZE], pid: u16) -> io::Result<()> {
+        let Some(cur) = self.current.as_mut() else {
+            self.stats.dropped_packets += 1;
+            return Ok(());
+        };
+        let state = &mut self.pids[usize::from(pid)];
+        ts::set_continuity(pkt, state.out_cc);
+        state.out_cc = (state.out_cc + 1) & 0x0f;
+        cur.write(pkt)
+    }
+
+    fn write_es(&mut self, pkt: &[u8; PACKET_SIZE], hdr: &Header) -> io::Result<()> {
+        let Some(current) = self.current.as_ref().map(|c| c.sequence) else {
+            self.stats.dropped_packets += 1;
+            return Ok(());
+        };
+        let state = &mut self.pids[usize::from(hdr.pid)];
+        let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
+        let lagging = if hdr.pusi {
+            state.segment = Some(current);
+            state.pes_remaining = ts::pes_remaining_after_start(payload);
+            false
+        } else {
+            state.pes_remaining = state.pes_remaining.map(|r| r.saturating_sub(payload.len()));
+            match state.segment {
+                None => {
+                    // the middle of a PES whose start was not kept
+                    self.stats.dropped_packets += 1;
+                    return Ok(());
+                }
+                Some(s) => s != current,
+            }
+        };
+        let old = self
+            .old
+            .as_mut()
+            .filter(|o| lagging && state.segment == Some(o.sequence));
+        match old {
+            Some(old) => {
+                old.write(pkt)?;
+                if state.pes_remaining == Some(0) {
+                    state.segment = Some(current);
+                    self.laggards.retain(|&p| p != hdr.pid);
+                }
+            }
+            None => {
+                if lagging {
+                    // its old segment is gone: the rest goes to the new one
+                    state.segment = Some(current);
+                }
+                if hdr.pusi {
+                    self.laggards.retain(|&p| p != hdr.pid);
+                }
+                self.current.as_mut().expect("checked").write(pkt)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_cut(&mut self, cut: Cut) -> io::Result<()> {
+        if self.old.is_some() {
+            self.close_old()?;
+        }
+        let name = (self.name)(cut.sequence);
+        let path = self.spool.join(&name);
+        let part = self.spool.join(format!("{name}.part"));
+        let file = File::create(&part)?;
+        let mut next = SegmentFile {
+            sequence: cut.sequence,
+            part,
+            path,
+            writer: BufWriter::with_capacity(WRITE_BUFFER, file),
+            bytes: 0,
+            timing: None,
+        };
+        if self.pat_packets.is_empty() || self.pmt_packets.is_empty() {
+            log::warn!(
+                "segment {} starts before the program tables were seen",
+                cut.sequence
+            );
+        }
+        for mut pkt in self
+            .pat_packets
+            .clone()
+            .into_iter()
+            .chain(self.pmt_packets.clone())
+        {
+            let pid = ts::parse_header(&pkt).map_or(PAT_PID, |h| h.pid);
+            let state = &mut self.pids[usize::from(pid)];
+            ts::set_continuity(&mut pkt, state.out_cc);
+            state.out_cc = (state.out_cc + 1) & 0x0f;
+            next.write(&pkt)?;
+        }
+        if let Some(mut prev) = self.current.take() {
+            prev.timing = cut.closed;
+            self.laggards.clear();
+            for (pid, state) in self.pids.iter_mut().enumerate() {
+                if state.segment == Some(prev.sequence) && self.kinds[pid] == PidKind::Es {
+                    if state.pes_remaining == Some(0) {
+                        state.segment = Some(cut.sequence);
+                    } else {
+                        self.laggards.push(pid as u16);
+                    }
+                }
+            }
+            self.old = Some(prev);
+            self.since_cut = 0;
+        }
+        self.current = Some(next);
+        if self.laggards.is_empty() {
+            self.close_old()?;
+        }
+        Ok(())
+    }
+
+    fn close_old(&mut self) -> io::Result<()> {
+        if let Some(old) = self.old.take() {
+            if !self.laggards.is_empty() {
+                self.stats.forced_closes += 1;
+                log::debug!(
+                    "closing segment {} with unfinished PES on PIDs {:?}",
+                    old.sequence,
+                    self.laggards
+                );
+                self.laggards.clear();
+            }
+            self.closed.push(old.close()?);
+        }
+        Ok(())
+    }
+
+    /// Segments finished since the last call, in order.
+    pub fn take_closed(&mut self) -> Vec<ClosedSegment> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Routes everything left and closes the open segments; `last` is the
+    /// timing of the segment that was open at the end.
+    pub fn finish(&mut self, last: Option<SegmentTiming>) -> io::Result<Vec<ClosedSegment>> {
+        loop {
+            let rest = self.buf.len() - self.read;
+            if rest < PACKET_SIZE {
+                if rest > 0 {
+                    log::warn!(
+                        "the input ended in the middle of a TS packet ({rest} bytes left over)"
+                    );
+                    self.stats.unsynced_bytes += rest as u64;
+                    self.read = self.buf.len();
+                }
+                break;
+            }
+            if !self.in_sync() {
+                self.resync(true);
+                continue;
+            }
+            self.route_one(self.buf_offset + self.read as u64)?;
+        }
+        // cuts past the end of the data still open their segments
+        while let Some(cut) = self.cuts.pop_front() {
+            self.apply_cut(cut)?;
+        }
+        self.close_old()?;
+        if let Some(mut cur) = self.current.take() {
+            cur.timing = last;
+            self.closed.push(cur.close()?);
+        }
+        Ok(self.take_closed())
+    }
+
+    /// Removes the partial file of a segment still open (after a failure).
+    pub fn abandon(&mut self) {
+        for seg in [self.old.take(), self.current.take()].into_iter().flatten() {
+            let _ = fs::remove_file(&seg.part);
+        }
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+
+    /// Program numbers listed in the last PAT.
+    pub fn program_numbers(&self) -> &[u16] {
+        &self.program_numbers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ts::tests::{packet, pat, pmt, psi_packet};
+    use super::*;
+
+    fn router(dir: &Path) -> Router {
+        Router::new(dir, Box::new(|n| format!("seg-{n:05}.ts")), None)
+    }
+
+    fn cut(pos: u64, sequence: u64) -> Cut {
+        Cut {
+            pos,
+            sequence,
+            closed: None,
+        }
+    }
+
+    /// A PES start packet with a given PES length (0 = unbounded) and a tag byte.
+    fn pes_start(pid: u16, cc: u8, len: u16, tag: u8) -> [u8; PACKET_SIZE] {
+        let [hi, lo] = len.to_be_bytes();
+        let mut p = packet(pid, true, cc, &[0, 0, 1, 0xe0, hi, lo, tag]);
+        p[4 + 7..].fill(tag);
+        p
+    }
+
+    fn cont(pid: u16, cc: u8, tag: u8) -> [u8; PACKET_SIZE] {
+        packet(pid, false, cc, &[tag; 184])
+    }
+
+    fn tables() -> Vec<[u8; PACKET_SIZE]> {
+        vec![
+            psi_packet(0, 5, &pat(&[(1, 0x1000)])),
+            psi_packet(0x1000, 9, &pmt(1, 0x100, &[(0x1b, 0x100), (0x0f, 0x101)])),
+        ]
+    }
+
+    fn packets_of(path: &Path) -> Vec<(u16, u8, u8)> {
+        let data = fs::read(path).unwrap();
+        assert_eq!(data.len() % PACKET_SIZE, 0);
+        data.chunks(PACKET_SIZE)
+            .map(|p| {
+                let h = ts::parse_header(p).unwrap();
+                (h.pid, h.continuity, p[PACKET_SIZE - 1])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audio_pes_spanning_the_cut_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let mut input: Vec<[u8; PACKET_SIZE]> = tables();
+        input.push(pes_start(0x100, 0, 0, 1)); // video keyframe, offset 376
+        input.push(pes_start(0x101, 0, 184 * 2 - 6, 2)); // audio PES of two packets
+        input.push(pes_start(0x100, 1, 0, 3)); // video keyframe at 752: the cut
+        input.push(cont(0x101, 1, 2)); // audio continuation: belongs to segment 1
+        input.push(pes_start(0x101, 2, 184 - 6, 4)); // next audio PES: segment 2
+        input.push(cont(0x100, 2, 3));
+        let bytes: Vec<u8> = input.concat();
+        r.push_bytes(&bytes);
+        r.add_cut(cut(0, 1));
+        r.add_cut(cut(4 * 188, 2));
+        r.route_until(6 * 188).unwrap();
+        // segment 1 stays open until the audio PES is finished
+        let closed = r.take_closed();
+        assert_eq!(
+            closed.len(),
+            1,
+            "closed once the audio continuation was routed"
+        );
+        let last = r.finish(None).unwrap();
+        assert_eq!(last.len(), 1);
+        let one = packets_of(&dir.path().join("seg-00001.ts"));
+        let two = packets_of(&dir.path().join("seg-00002.ts"));
+        assert_eq!(
+            one,
+            vec![
+                (0, 0, 0xff),
+                (0x1000, 0, 0xff),
+                (0x100, 0, 1),
+                (0x101, 0, 2),
+                (0x101, 1, 2)
+            ]
+        );
+        // PAT/PMT renumbered to continue, elementary streams unchanged
+        assert_eq!(
+            two,
+            vec![
+                (0, 1, 0xff),
+                (0x1000, 1, 0xff),
+                (0x100, 1, 3),
+                (0x101, 2, 4),
+                (0x100, 2, 3)
+            ]
+        );
+        assert!(!dir.path().join("seg-00002.ts.part").exists());
+        assert_eq!(closed[0].bytes, 5 * 188);
+    }
+
+    #[test]
+    fn packets_before_the_first_cut_and_other_programs_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let mut input = vec![
+            psi_packet(0, 0, &pat(&[(1, 0x1000), (2, 0x1100)])),
+            psi_packet(0x1000, 0, &pmt(1, 0x100, &[(0x1b, 0x100)])),
+            psi_packet(0x1100, 0, &pmt(2, 0x200, &[(0x1b, 0x200)])),
+        ];
+        input.push(cont(0x100, 0, 7)); // middle of a PES: dropped
+        input.push(pes_start(0x200, 0, 0, 8)); // other program
+        input.push(pes_start(0x100, 1, 0, 9)); // the cut, at 5 * 188
+        input.push(pes_start(0x200, 1, 0, 8));
+        input.push(packet(ts::NULL_PID, false, 0, &[]));
+        let mut bytes: Vec<u8> = vec![0x12, 0x34]; // garbage before sync
+        bytes.extend(input.concat());
+        r.push_bytes(&bytes);
+        r.add_cut(cut(2 + 5 * 188, 1));
+        let closed = r.finish(None).unwrap();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            packets_of(&closed[0].path),
+            vec![(0, 0, 0xff), (0x1000, 0, 0xff), (0x100, 1, 9)]
+        );
+        assert_eq!(r.program_numbers(), &[1, 2]);
+        let stats = r.stats();
+        assert_eq!(stats.unsynced_bytes, 2);
+        assert_eq!(
+            stats.dropped_packets, 7,
+            "4 before the cut, 2 of program 2, 1 null"
+        );
+    }
+
+    #[test]
+    fn a_truncated_last_packet_is_reported_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        let mut bytes: Vec<u8> = tables().concat();
+        bytes.extend_from_slice(&pes_start(0x100, 0, 0, 1));
+        bytes.extend_from_slice(&pes_start(0x100, 1, 0, 1)[..100]);
+        r.push_bytes(&bytes);
+        r.add_cut(cut(0, 7));
+        let closed = r.finish(None).unwrap();
+        assert_eq!(closed[0].sequence, 7);
+        assert_eq!(closed[0].bytes, 3 * 188);
+        assert_eq!(r.stats().unsynced_bytes, 100);
+    }
+}
