@@ -67,12 +67,14 @@ fn run(opts: Opts) -> i32 {
                 )
             }
         },
-        Destination::S3 { bucket } => return fail(
-            exit::USAGE,
-            format!(
+        Destination::S3 { bucket } => {
+            return fail(
+                exit::USAGE,
+                format!(
                 "S3 destinations are not available yet (bucket {bucket}); use file:///absolute/dir"
             ),
-        ),
+            )
+        }
     };
     if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
         return fail(

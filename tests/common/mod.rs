@@ -1,0 +1,416 @@
+//! Helpers shared by the integration tests: test streams made with ffmpeg,
+//! runs of the binary, and the RFC 8216 checks applied to every playlist
+//! version a run published.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_live_upload");
+
+/// Runs ffmpeg with `args` (after `-hide_banner -loglevel error -y`) and
+/// panics with its stderr when it fails.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test pattern with a tone, encoded to MPEG-TS at `path`.
+/// `extra` go before the output file (codec options, offsets).
+pub fn make_av(path: &Path, seconds: u32, gop: u32, extra: &[&str]) {
+    let t = seconds.to_string();
+    let g = gop.to_string();
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        &g,
+        "-keyint_min",
+        &g,
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-f", "mpegts", path.to_str().unwrap()]);
+    ffmpeg(&args);
+}
+
+/// The duration libav reports for a file or playlist, in seconds.
+pub fn probe_duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "no duration for {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// The span of a stream's packets in seconds: from the earliest PTS to the
+/// latest PTS plus duration, over every packet of every stream. (ffprobe's
+/// format duration stops at the last PES's PTS, short of the audio frames
+/// packed after it.) Not meaningful across a timestamp wrap or reset.
+pub fn packet_span(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let (mut first, mut end) = (i64::MAX, i64::MIN);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split(',');
+        let (Some(Ok(pts)), Some(Ok(dur))) = (
+            fields.next().map(str::parse::<i64>),
+            fields.next().map(str::parse::<i64>),
+        ) else {
+            continue;
+        };
+        first = first.min(pts);
+        end = end.max(pts + dur);
+    }
+    assert!(first < end, "no packets in {}", path.display());
+    (end - first) as f64 / 90_000.0
+}
+
+/// codec_type of every stream of a file, in index order.
+pub fn probe_streams(path: &Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=index,codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    // ffprobe lists streams once per program and once globally
+    let mut streams: Vec<(u32, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (index, kind) = l.trim().trim_end_matches(',').split_once(',')?;
+            Some((index.parse().ok()?, kind.to_string()))
+        })
+        .collect();
+    streams.sort();
+    streams.dedup();
+    streams.into_iter().map(|(_, kind)| kind).collect()
+}
+
+/// The flags of the first video packet of a file (e.g. `K__`), if it has video.
+pub fn first_video_flags(path: &Path) -> Option<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "packet=flags",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+/// Decodes a file or playlist completely; returns ffmpeg's error output
+/// (empty when clean) and whether it succeeded.
+pub fn decode(path: &Path) -> (bool, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub struct Run {
+    pub dir: tempfile::TempDir,
+    pub out: PathBuf,
+    pub spool: PathBuf,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+    pub fn object(&self, key: &str) -> PathBuf {
+        self.out.join(key)
+    }
+}
+
+/// Pipes `input` into the binary with a `file://` destination and trace
+/// logging. `args` are the options after the eight positionals; the
+/// positionals use segment prefix `live`, index `index.m3u8`, key prefix `ev`.
+pub fn run_file(input: &Path, seconds: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let spool = dir.path().join("spool");
+    let dest = format!("file://{}", out.display());
+    let output = Command::new(BIN)
+        .args(["-", seconds])
+        .arg(&spool)
+        .args(["live", "index.m3u8", "", &dest, "ev"])
+        .args(args)
+        .env("RUST_LOG", "live_upload=trace")
+        .stdin(std::fs::File::open(input).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    Run {
+        dir,
+        out,
+        spool,
+        output,
+    }
+}
+
+/// What the uploader logged, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Stored(String),
+    Published { key: String, text: String },
+}
+
+/// Reads the `stored` (debug) and `playlist` (trace) log records.
+pub fn events(stderr: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut lines = stderr.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((_, msg)) = line.split_once("] ") else {
+            continue;
+        };
+        if let Some(rest) = msg.strip_prefix("stored ") {
+            events.push(Event::Stored(rest.split(' ').next().unwrap().to_string()));
+        } else if let Some(rest) = msg.strip_prefix("playlist ") {
+            let key = rest.split(' ').next().unwrap().to_string();
+            let mut text = String::new();
+            while let Some(next) = lines.peek() {
+                if next.starts_with("[20") {
+                    break;
+                }
+                // env_logger indents the lines after the first by four spaces
+                let line = next.strip_prefix("    ").unwrap_or(next);
+                if !line.is_empty() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                lines.next();
+            }
+            events.push(Event::Published { key, text });
+        }
+    }
+    events
+}
+
+/// One segment as seen in the playlists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub sequence: u64,
+    pub uri: String,
+    pub duration: f64,
+    pub discontinuity: bool,
+}
+
+/// Checks every published version of the playlist at `index_key` against
+/// RFC 8216 and the ordering guarantee; returns every segment ever listed,
+/// in order, and the last version's text.
+pub fn check_playlists(
+    events: &[Event],
+    index_key: &str,
+    key_prefix: &str,
+) -> (Vec<Listed>, String) {
+    let mut stored = HashSet::new();
+    let mut all: Vec<Listed> = Vec::new();
+    let mut last_target = 0u64;
+    let mut last_seq = 0u64;
+    let mut last_disc_seq = 0u64;
+    let mut last_text = String::new();
+    let mut versions = 0;
+    for ev in events {
+        let (key, text) = match ev {
+            Event::Stored(k) => {
+                stored.insert(k.clone());
+                continue;
+            }
+            Event::Published { key, text } => (key, text),
+        };
+        if key != index_key {
+            continue;
+        }
+        versions += 1;
+        assert!(
+            !last_text.contains("#EXT-X-ENDLIST"),
+            "a version after ENDLIST:\n{text}"
+        );
+        let pl = match m3u8_rs::parse_media_playlist_res(text.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => panic!("version {versions} does not parse ({e:?}):\n{text}"),
+        };
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n"), "{text}");
+        assert!(
+            pl.playlist_type.is_none(),
+            "a live playlist has no PLAYLIST-TYPE"
+        );
+        assert!(
+            pl.target_duration >= last_target,
+            "TARGETDURATION decreased:\n{text}"
+        );
+        last_target = pl.target_duration;
+        assert!(
+            pl.media_sequence >= last_seq,
+            "MEDIA-SEQUENCE went backwards:\n{text}"
+        );
+        assert!(pl.discontinuity_sequence >= last_disc_seq);
+        // segments that left the window raise the sequences accordingly
+        let removed: Vec<&Listed> = all
+            .iter()
+            .filter(|l| l.sequence >= last_seq && l.sequence < pl.media_sequence)
+            .collect();
+        if versions > 1 {
+            assert_eq!(
+                removed.len() as u64,
+                pl.media_sequence - last_seq,
+                "MEDIA-SEQUENCE rises by one per removed segment"
+            );
+        }
+        let removed_disc = removed.iter().filter(|l| l.discontinuity).count() as u64;
+        assert_eq!(
+            pl.discontinuity_sequence,
+            last_disc_seq + removed_disc,
+            "{text}"
+        );
+        last_disc_seq = pl.discontinuity_sequence;
+        last_seq = pl.media_sequence;
+        let min_total = 3.0 * pl.target_duration as f64;
+        let total: f64 = pl.segments.iter().map(|s| f64::from(s.duration)).sum();
+        if pl.media_sequence > all.first().map_or(pl.media_sequence, |f| f.sequence) {
+            assert!(
+                total >= min_total - 0.001,
+                "window below three target durations:\n{text}"
+            );
+        }
+        let extinf: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXTINF:")).collect();
+        assert_eq!(extinf.len(), pl.segments.len());
+        for line in &extinf {
+            let value = &line["#EXTINF:".len()..line.len() - 1];
+            let decimals = value.split('.').nth(1).map_or(0, str::len);
+            assert_eq!(decimals, 3, "EXTINF with three decimals: {line}");
+        }
+        for (i, seg) in pl.segments.iter().enumerate() {
+            let secs: f64 = extinf[i]["#EXTINF:".len()..extinf[i].len() - 1]
+                .parse()
+                .unwrap();
+            assert!(
+                (secs + 0.5).floor() as u64 <= pl.target_duration,
+                "EXTINF {secs} rounds above TARGETDURATION {}:\n{text}",
+                pl.target_duration
+            );
+            assert!(
+                seg.program_date_time.is_some(),
+                "EXT-X-PROGRAM-DATE-TIME on every segment"
+            );
+            let key = if key_prefix.is_empty() {
+                seg.uri.clone()
+            } else {
+                format!("{key_prefix}/{}", seg.uri)
+            };
+            assert!(
+                stored.contains(&key),
+                "{key} listed before it was stored:\n{text}"
+            );
+            let sequence = pl.media_sequence + i as u64;
+            let listed = Listed {
+                sequence,
+                uri: seg.uri.clone(),
+                duration: secs,
+                discontinuity: seg.discontinuity,
+            };
+            match all.iter().find(|l| l.sequence == sequence) {
+                Some(prev) => assert_eq!(prev, &listed, "a listed segment changed"),
+                None => {
+                    if let Some(last) = all.last() {
+                        assert_eq!(last.sequence + 1, sequence, "no gap in sequence numbers");
+                    }
+                    all.push(listed);
+                }
+            }
+        }
+        last_text = text.clone();
+    }
+    assert!(versions > 0, "no playlist version was published");
+    assert!(
+        last_text.ends_with("#EXT-X-ENDLIST\n"),
+        "final version has ENDLIST:\n{last_text}"
+    );
+    (all, last_text)
+}

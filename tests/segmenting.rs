@@ -1,0 +1,328 @@
+//! End-to-end runs of the binary on streams made with ffmpeg, into a
+//! `file://` destination.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// One frame at 30 fps, the tolerance for summed durations.
+const FRAME: f64 = 1.0 / 30.0;
+
+/// The checks every run must pass: exit 0, playlists valid in every version,
+/// segments decodable, starting on keyframes and carrying every stream, the
+/// final playlist playable to its end. Returns the listed segments.
+fn check_run(run: &Run, input: &Path, video: bool) -> Vec<Listed> {
+    assert_eq!(run.code(), Some(0), "exit code; stderr:\n{}", run.stderr());
+    let events = events(&run.stderr());
+    let (listed, final_text) = check_playlists(&events, "ev/index.m3u8", "ev");
+    assert!(listed.len() >= 3, "several segments: {listed:?}");
+    let index = run.object("ev/index.m3u8");
+    assert_eq!(std::fs::read_to_string(&index).unwrap(), final_text);
+    let input_streams = probe_streams(input);
+    for seg in &listed {
+        let path = run.object(&format!("ev/{}", seg.uri));
+        let (ok, errors) = decode(&path);
+        assert!(
+            ok && errors.is_empty(),
+            "{} decodes cleanly: {errors}",
+            seg.uri
+        );
+        assert_eq!(
+            probe_streams(&path),
+            input_streams,
+            "{} carries every stream",
+            seg.uri
+        );
+        if video {
+            let flags = first_video_flags(&path).unwrap();
+            assert!(
+                flags.starts_with('K'),
+                "{} starts with a keyframe: {flags}",
+                seg.uri
+            );
+        }
+    }
+    let (ok, errors) = decode(&index);
+    assert!(ok, "ffmpeg reads the final playlist to its end: {errors}");
+    let spooled: Vec<_> = std::fs::read_dir(&run.spool).unwrap().collect();
+    assert!(spooled.is_empty(), "spool emptied after upload");
+    listed
+}
+
+fn total(listed: &[Listed]) -> f64 {
+    listed.iter().map(|l| l.duration).sum()
+}
+
+#[test]
+fn h264_aac_with_two_audio_tracks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    // keyframe every second, a second audio track
+    make_av(
+        &input,
+        21,
+        30,
+        &[
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "1:a",
+            "-metadata:s:a:1",
+            "language=fra",
+        ],
+    );
+    let run = run_file(&input, "4", &[]);
+    let listed = check_run(&run, &input, true);
+    assert_eq!(probe_streams(&input).len(), 3);
+    let expected = packet_span(&input);
+    assert!(
+        (total(&listed) - expected).abs() <= FRAME,
+        "EXTINF sum {} vs input {expected}",
+        total(&listed)
+    );
+    assert!(listed.iter().all(|l| !l.discontinuity));
+    assert_eq!(listed[0].uri, "live-00001.ts");
+    // 4 s segments, 5 in the window: the final playlist is a window of 5
+    let last = std::fs::read_to_string(run.object("ev/index.m3u8")).unwrap();
+    assert_eq!(last.matches("#EXTINF").count(), 5);
+    assert!(last.contains("#EXT-X-TARGETDURATION:4\n"));
+}
+
+#[test]
+fn audio_only_cuts_at_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("radio.ts");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=220:sample_rate=44100",
+        "-t",
+        "15",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "mpegts",
+        input.to_str().unwrap(),
+    ]);
+    let run = run_file(&input, "3", &["--window", "3"]);
+    let listed = check_run(&run, &input, false);
+    assert!(listed.len() >= 4);
+    for seg in &listed[..listed.len() - 1] {
+        assert!(seg.duration >= 3.0 && seg.duration < 3.2, "{seg:?}");
+    }
+    let expected = packet_span(&input);
+    assert!(
+        (total(&listed) - expected).abs() <= 0.001,
+        "{} vs {expected}",
+        total(&listed)
+    );
+}
+
+#[test]
+fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gop5.ts");
+    make_av(&input, 20, 150, &[]); // a keyframe every 5 s
+    let run = run_file(&input, "2", &["--window", "4"]);
+    let listed = check_run(&run, &input, true);
+    for seg in &listed[..listed.len() - 1] {
+        assert!((seg.duration - 5.0).abs() < 0.05, "{seg:?}");
+    }
+    let stderr = run.stderr();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("raising EXT-X-TARGETDURATION"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
+    assert!(warnings[0].contains("from 2 to 5"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("5.0"),
+        "names the spacing: {}",
+        warnings[0]
+    );
+    assert!((total(&listed) - packet_span(&input)).abs() <= FRAME);
+}
+
+#[test]
+fn the_33_bit_pts_wrap_keeps_durations_and_adds_no_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("wrap.ts");
+    // 2^33 / 90000 = 95443.717 s: the timestamps wrap about 5 s in
+    make_av(&input, 16, 30, &["-output_ts_offset", "95437"]);
+    let run = run_file(&input, "2", &[]);
+    let listed = check_run(&run, &input, true);
+    assert!(listed.iter().all(|l| !l.discontinuity), "{listed:?}");
+    for seg in &listed[..listed.len() - 1] {
+        assert!((seg.duration - 2.0).abs() < 0.05, "{seg:?}");
+    }
+    // ffprobe cannot measure a file whose timestamps wrap: sum the parts
+    let expected = 16.0;
+    assert!(
+        (total(&listed) - expected).abs() <= 2.0 * FRAME,
+        "{}",
+        total(&listed)
+    );
+}
+
+#[test]
+fn a_timestamp_reset_starts_a_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.ts");
+    let second = dir.path().join("b.ts");
+    make_av(&first, 9, 30, &[]);
+    make_av(&second, 7, 30, &[]);
+    let joined = dir.path().join("joined.ts");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes.extend(std::fs::read(&second).unwrap());
+    std::fs::write(&joined, bytes).unwrap();
+    let run = run_file(&joined, "2", &[]);
+    let listed = check_run(&run, &first, true);
+    let marked: Vec<&Listed> = listed.iter().filter(|l| l.discontinuity).collect();
+    assert_eq!(marked.len(), 1, "{listed:?}");
+    let split = listed.iter().position(|l| l.discontinuity).unwrap();
+    let before: f64 = listed[..split].iter().map(|l| l.duration).sum();
+    let after: f64 = listed[split..].iter().map(|l| l.duration).sum();
+    assert!((before - packet_span(&first)).abs() <= FRAME, "{before}");
+    assert!((after - packet_span(&second)).abs() <= FRAME, "{after}");
+    // the segment after the jump starts the second encode's timeline
+    let path = run.object(&format!("ev/{}", listed[split].uri));
+    assert!(probe_duration(&path) <= 2.5);
+}
+
+#[test]
+fn sigterm_ends_the_stream_cleanly_with_endlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut source = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=30",
+            "-t",
+            "60",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-f",
+            "mpegts",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("-")
+        .arg("1")
+        .arg(dir.path().join("spool"))
+        .args(["live", "index.m3u8", ""])
+        .arg(format!("file://{}", out.display()))
+        .arg("")
+        .stdin(source.stdout.take().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let playlist = out.join("index.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&playlist).is_ok_and(|t| t.matches("#EXTINF").count() >= 3) {
+        assert!(
+            Instant::now() < deadline,
+            "no playlist with three segments in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let live = std::fs::read_to_string(&playlist).unwrap();
+    assert!(
+        !live.contains("#EXT-X-ENDLIST"),
+        "a live playlist has no ENDLIST yet"
+    );
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    let _ = source.kill();
+    let _ = source.wait();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "ended within a few seconds: {took:?}"
+    );
+    let last = std::fs::read_to_string(&playlist).unwrap();
+    assert!(last.ends_with("#EXT-X-ENDLIST\n"), "{last}");
+    assert!(decode(&playlist).0);
+}
+
+#[test]
+fn bad_command_lines_exit_2_with_one_line() {
+    let cases: [&[&str]; 4] = [
+        &["-", "0", "/tmp/s", "p", "i.m3u8", "", "file:///tmp/o", "k"],
+        &["-", "10", "/tmp/s", "p", "i.m3u8", "", "file://rel", "k"],
+        &[
+            "-",
+            "10",
+            "/tmp/s",
+            "p",
+            "i.m3u8",
+            "",
+            "file:///tmp/o",
+            "k/../x",
+        ],
+        &[
+            "-",
+            "10",
+            "/tmp/s",
+            "p",
+            "i.m3u8",
+            "",
+            "file:///tmp/o",
+            "k",
+            "--window",
+            "2",
+        ],
+    ];
+    for args in cases {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("live_upload: error: "), "{stderr}");
+    }
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for word in [
+        "<INPUT>",
+        "<SEGMENT_SECONDS>",
+        "<KEY_PREFIX>",
+        "--window",
+        "--keep-spool",
+        "ffmpeg",
+    ] {
+        assert!(text.contains(word), "--help mentions {word}");
+    }
+}
