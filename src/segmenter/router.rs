@@ -377,7 +377,8 @@ impl Router {
             bytes: 0,
             timing: None,
         };
-        if self.pat_packets.is_empty() || self.pmt_packets.is_empty() {
+        // the first segment may start before the tables, which then follow in it
+        if self.current.is_some() && (self.pat_packets.is_empty() || self.pmt_packets.is_empty()) {
             log::warn!(
                 "segment {} starts before the program tables were seen",
                 cut.sequence

@@ -1,0 +1,73 @@
+//! Segments an MPEG-TS file with the library, publishing into the in-memory
+//! store, and prints what was stored and the final playlist.
+//!
+//!     cargo run --example segment_to_memory -- input.ts [segment-seconds]
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use live_upload::segmenter::{self, SegmenterConfig};
+use live_upload::timeline::ticks_from_secs;
+use live_upload::uploader::store::MemoryStore;
+use live_upload::uploader::{Uploader, UploaderConfig};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let input = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: segment_to_memory INPUT.ts [SECONDS]"))?;
+    let seconds: f64 = args.next().map_or(Ok(4.0), |s| s.parse())?;
+    let target = ticks_from_secs(seconds);
+    let spool = tempfile::tempdir()?;
+
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    let cfg = SegmenterConfig {
+        input,
+        target,
+        max_segment: 4 * target,
+        spool: spool.path().to_path_buf(),
+        segment_prefix: "seg".into(),
+        first_sequence: 1,
+        first_discontinuity: false,
+        program: None,
+        input_timeout: None,
+        clock: Box::new(chrono::Utc::now),
+    };
+    let segmenter =
+        std::thread::spawn(move || segmenter::run(cfg, &tx, Arc::new(AtomicBool::new(false))));
+
+    let store = MemoryStore::new();
+    let uploader = Uploader::new(
+        Box::new(store.clone()),
+        UploaderConfig {
+            key_prefix: "example".into(),
+            index_name: "index.m3u8".into(),
+            http_prefix: String::new(),
+            target,
+            window: 5,
+            program_date_time: true,
+            keep_spool: false,
+            segment_cache_control: "max-age=86400".into(),
+            playlist_cache_control: None,
+        },
+    );
+    let summary = uploader.run(rx)?;
+    segmenter
+        .join()
+        .map_err(|_| anyhow::anyhow!("segmenter panicked"))?
+        .map_err(|(e, _)| e)?;
+
+    let state = store.lock();
+    for (key, (body, meta)) in &state.objects {
+        println!("{key}: {} bytes, {}", body.len(), meta.content_type);
+    }
+    println!(
+        "{} segments, {} playlist versions\n",
+        summary.segments, summary.playlist_versions
+    );
+    print!(
+        "{}",
+        String::from_utf8_lossy(&state.objects["example/index.m3u8"].0)
+    );
+    Ok(())
+}
