@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
     let target = ticks_from_secs(seconds);
     let spool = tempfile::tempdir()?;
 
-    let (tx, rx) = crossbeam_channel::bounded(16);
+    let (outbox, inbox) = live_upload::channel::bounded(16);
     let cfg = SegmenterConfig {
         input,
         target,
@@ -34,24 +34,18 @@ fn main() -> anyhow::Result<()> {
         clock: Box::new(chrono::Utc::now),
     };
     let segmenter =
-        std::thread::spawn(move || segmenter::run(cfg, &tx, Arc::new(AtomicBool::new(false))));
+        std::thread::spawn(move || segmenter::run(cfg, &outbox, Arc::new(AtomicBool::new(false))));
 
     let store = MemoryStore::new();
     let uploader = Uploader::new(
-        Box::new(store.clone()),
-        UploaderConfig {
-            key_prefix: "example".into(),
-            index_name: "index.m3u8".into(),
-            http_prefix: String::new(),
-            target,
-            window: 5,
-            program_date_time: true,
-            keep_spool: false,
-            segment_cache_control: "max-age=86400".into(),
-            playlist_cache_control: None,
-        },
+        Arc::new(store.clone()),
+        UploaderConfig::new("example", "index.m3u8", target),
+        Arc::new(AtomicBool::new(false)),
     );
-    let summary = uploader.run(rx)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(uploader.run(inbox))?;
     segmenter
         .join()
         .map_err(|_| anyhow::anyhow!("segmenter panicked"))?

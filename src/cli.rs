@@ -21,6 +21,8 @@ pub mod exit {
     pub const INPUT: i32 = 3;
     /// The destination refused or failed to store an object.
     pub const STORAGE: i32 = 4;
+    /// Segments not yet stored outgrew --max-spool while the destination failed.
+    pub const SPOOL_FULL: i32 = 5;
 }
 
 const EXAMPLES: &str = "\
@@ -33,8 +35,13 @@ Examples:
   ffmpeg -re -i input.mp4 -c copy -f mpegts - | \\
     live_upload - 10 /tmp/spool live index.m3u8 https://cdn.example/live/ my-bucket live
 
+S3 credentials and region come from the standard AWS chain (AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws files, web identity, container and
+instance metadata), never from the command line.
+
 Exit codes: 0 stream ended and published, 1 internal error, 2 bad command line,
-3 input could not be opened or read (or is not MPEG-TS), 4 destination failed.";
+3 input could not be opened or read (or is not MPEG-TS), 4 destination failed,
+5 spool limit exceeded while the destination was failing.";
 
 /// Cut a live MPEG-TS stream into HLS segments on keyframes and publish them,
 /// with a rolling playlist, to a storage destination.
@@ -73,6 +80,49 @@ pub struct Opts {
     /// Keep segment files in the spool directory after they are stored.
     #[arg(long)]
     pub keep_spool: bool,
+    /// Segment uploads in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Most bytes of segments that may wait in the spool directory while the
+    /// destination is failing (suffixes K, M, G); beyond it the run stops with
+    /// exit code 5.
+    #[arg(long, value_name = "BYTES", default_value = "1G")]
+    pub max_spool: String,
+    /// Time allowed for each request to the destination, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    pub request_timeout: f64,
+    /// Once input has ended, how long to keep trying to store what is left,
+    /// in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub flush_timeout: f64,
+    /// Delete each segment once it has left the playlist and stayed
+    /// available for its own duration plus that of the last playlist that
+    /// listed it (RFC 8216 §6.2.2). Off: keep every segment (or let a bucket
+    /// lifecycle rule expire them).
+    #[arg(long)]
+    pub delete_old: bool,
+    /// Cache-Control of segments.
+    #[arg(long, value_name = "VALUE", default_value = crate::uploader::DEFAULT_SEGMENT_CACHE_CONTROL)]
+    pub segment_cache_control: String,
+    /// Cache-Control of the playlist [default: max-age= half the target
+    /// duration, at least 1 s].
+    #[arg(long, value_name = "VALUE")]
+    pub playlist_cache_control: Option<String>,
+    /// S3 region (default: AWS_REGION or the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// S3 endpoint for S3-compatible stores (B2, R2, MinIO, Garage, ...);
+    /// AWS_ENDPOINT_URL works too.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Address the bucket in the URL path instead of the host name (MinIO,
+    /// Garage and most self-hosted stores).
+    #[arg(long)]
+    pub path_style: bool,
+    /// A canned ACL for every object, e.g. public-read. Off by default: most
+    /// buckets now block ACLs.
+    #[arg(long, value_name = "ACL")]
+    pub acl: Option<String>,
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -104,6 +154,17 @@ pub struct Config {
     pub window: usize,
     pub program_date_time: bool,
     pub keep_spool: bool,
+    pub concurrency: usize,
+    pub max_spool: u64,
+    pub request_timeout: std::time::Duration,
+    pub flush_timeout: std::time::Duration,
+    pub delete_old: bool,
+    pub segment_cache_control: String,
+    pub playlist_cache_control: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub path_style: bool,
+    pub acl: Option<String>,
     pub log_level: log::LevelFilter,
 }
 
@@ -146,6 +207,39 @@ impl Config {
                 format_secs(3 * target_duration),
             ));
         }
+        if o.concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        let max_spool = parse_bytes(&o.max_spool).ok_or_else(|| {
+            format!(
+                "--max-spool {:?} is not a size like 500M or 2G",
+                o.max_spool
+            )
+        })?;
+        let request_timeout = seconds("--request-timeout", o.request_timeout)?;
+        let flush_timeout = seconds("--flush-timeout", o.flush_timeout)?;
+        for (name, value) in [
+            ("--segment-cache-control", Some(&o.segment_cache_control)),
+            (
+                "--playlist-cache-control",
+                o.playlist_cache_control.as_ref(),
+            ),
+            ("--acl", o.acl.as_ref()),
+            ("--region", o.region.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.is_empty() || v.chars().any(char::is_control)) {
+                return Err(format!(
+                    "{name} must not be empty or contain control characters"
+                ));
+            }
+        }
+        if let Some(url) = &o.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "--endpoint-url {url:?} must start with http:// or https://"
+                ));
+            }
+        }
         let log_level = match (o.verbose, o.quiet) {
             (0, 0) => log::LevelFilter::Info,
             (1, _) => log::LevelFilter::Debug,
@@ -165,9 +259,41 @@ impl Config {
             window: o.window,
             program_date_time: !o.no_program_date_time,
             keep_spool: o.keep_spool,
+            concurrency: o.concurrency,
+            max_spool,
+            request_timeout,
+            flush_timeout,
+            delete_old: o.delete_old,
+            segment_cache_control: o.segment_cache_control,
+            playlist_cache_control: o.playlist_cache_control,
+            region: o.region,
+            endpoint_url: o.endpoint_url,
+            path_style: o.path_style,
+            acl: o.acl,
             log_level,
         })
     }
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (digits, mult) = match t.char_indices().last()? {
+        (i, 'K' | 'k') => (&t[..i], 1u64 << 10),
+        (i, 'M' | 'm') => (&t[..i], 1 << 20),
+        (i, 'G' | 'g') => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn seconds(name: &str, value: f64) -> Result<std::time::Duration, String> {
+    if !(value > 0.0 && value <= 86_400.0) {
+        return Err(format!(
+            "{name} must be a number of seconds above 0, not {value}"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 /// A single object name: not empty, no `/`, no control characters, not `.`
@@ -294,6 +420,32 @@ mod tests {
             .unwrap_err()
             .contains("absolute"));
         assert!(opts(&with(6, "Bad_Bucket")).unwrap_err().contains("bucket"));
+    }
+
+    #[test]
+    fn sizes_and_s3_options() {
+        assert_eq!(parse_bytes("512"), Some(512));
+        assert_eq!(parse_bytes("2G"), Some(2 << 30));
+        assert_eq!(parse_bytes("500m"), Some(500 << 20));
+        assert_eq!(parse_bytes("x"), None);
+        assert_eq!(parse_bytes(""), None);
+        let mut a = BASE.to_vec();
+        a.extend([
+            "--max-spool",
+            "64M",
+            "--endpoint-url",
+            "http://127.0.0.1:3900",
+            "--path-style",
+        ]);
+        let c = opts(&a).unwrap();
+        assert_eq!(c.max_spool, 64 << 20);
+        assert!(c.path_style);
+        let mut b = BASE.to_vec();
+        b.extend(["--endpoint-url", "127.0.0.1:3900"]);
+        assert!(opts(&b).unwrap_err().contains("http://"));
+        let mut d = BASE.to_vec();
+        d.extend(["--concurrency", "0"]);
+        assert!(opts(&d).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`segmenter::SegmentReady`] for each; the [`uploader`] stores each one and
 //! then publishes the [`playlist`] that lists it.
 
+pub mod channel;
 pub mod cli;
 pub mod playlist;
 pub mod segmenter;

@@ -1,21 +1,27 @@
 //! The `live_upload` command: parse the command line, start the segmenter
-//! thread, run the uploader, and turn the outcome into an exit code.
+//! thread, run the uploader on this thread (which owns a small tokio
+//! runtime), and turn the outcome into an exit code.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use clap::Parser;
 
+use live_upload::channel;
 use live_upload::cli::{exit, Config, Destination, Opts};
 use live_upload::segmenter::{self, SegmenterConfig, SegmenterError};
+use live_upload::uploader::retry::RetryPolicy;
+use live_upload::uploader::s3::{S3Options, S3Store};
 use live_upload::uploader::store::{LocalDirStore, Store};
-use live_upload::uploader::{Uploader, UploaderConfig};
+use live_upload::uploader::{UploadError, Uploader, UploaderConfig};
 
-/// Segments that may wait between the segmenter and the uploader.
-const CHANNEL_CAPACITY: usize = 256;
+/// Segments that may wait in the channel; the uploader drains it eagerly
+/// into its own queue, bounded by --max-spool.
+const CHANNEL_CAPACITY: usize = 64;
 
 fn main() -> ExitCode {
     let code = match Opts::try_parse() {
@@ -48,6 +54,9 @@ fn run(opts: Opts) -> i32 {
     };
     env_logger::Builder::new()
         .filter_level(cfg.log_level)
+        // the SDK's own logs are noisy below warn and may show request details
+        .filter_module("aws", log::LevelFilter::Warn)
+        .filter_module("hyper", log::LevelFilter::Warn)
         .parse_env("RUST_LOG")
         .format_timestamp_millis()
         .init();
@@ -57,9 +66,21 @@ fn run(opts: Opts) -> i32 {
         _ => ffmpeg_next::util::log::Level::Error,
     });
 
-    let store: Box<dyn Store> = match &cfg.destination {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(
+                exit::INTERNAL,
+                format!("cannot start the async runtime: {e}"),
+            )
+        }
+    };
+    let store: Arc<dyn Store> = match &cfg.destination {
         Destination::Local(dir) => match LocalDirStore::open(dir) {
-            Ok(s) => Box::new(s),
+            Ok(s) => Arc::new(s),
             Err(e) => {
                 return fail(
                     exit::STORAGE,
@@ -68,12 +89,18 @@ fn run(opts: Opts) -> i32 {
             }
         },
         Destination::S3 { bucket } => {
-            return fail(
-                exit::USAGE,
-                format!(
-                "S3 destinations are not available yet (bucket {bucket}); use file:///absolute/dir"
-            ),
-            )
+            let opts = S3Options {
+                bucket: bucket.clone(),
+                region: cfg.region.clone(),
+                endpoint_url: cfg.endpoint_url.clone(),
+                path_style: cfg.path_style,
+                acl: cfg.acl.clone(),
+                connect_timeout: Duration::from_secs(5).min(cfg.request_timeout),
+            };
+            match runtime.block_on(S3Store::connect(&opts)) {
+                Ok(s) => Arc::new(s),
+                Err(e) => return fail(exit::STORAGE, format!("S3 destination {bucket}: {e}")),
+            }
         }
     };
     if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
@@ -105,7 +132,7 @@ fn run(opts: Opts) -> i32 {
         live_upload::timeline::format_secs(cfg.target),
         store.describe()
     );
-    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+    let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
     let seg_cfg = SegmenterConfig {
         input: cfg.input.clone(),
         target: cfg.target,
@@ -121,7 +148,7 @@ fn run(opts: Opts) -> i32 {
     let seg_stop = stop.clone();
     let segmenter = thread::Builder::new()
         .name("segmenter".into())
-        .spawn(move || segmenter::run(seg_cfg, &tx, seg_stop));
+        .spawn(move || segmenter::run(seg_cfg, &outbox, seg_stop));
     let segmenter = match segmenter {
         Ok(h) => h,
         Err(e) => {
@@ -142,11 +169,20 @@ fn run(opts: Opts) -> i32 {
             window: cfg.window,
             program_date_time: cfg.program_date_time,
             keep_spool: cfg.keep_spool,
-            segment_cache_control: "max-age=86400".into(),
-            playlist_cache_control: None,
+            segment_cache_control: cfg.segment_cache_control.clone(),
+            playlist_cache_control: cfg.playlist_cache_control.clone(),
+            concurrency: cfg.concurrency,
+            max_spool: cfg.max_spool,
+            delete_old: cfg.delete_old,
+            retry: RetryPolicy {
+                attempt_timeout: cfg.request_timeout,
+                ..RetryPolicy::default()
+            },
+            flush_timeout: cfg.flush_timeout,
         },
+        stop.clone(),
     );
-    let uploaded = uploader.run(rx);
+    let uploaded = runtime.block_on(uploader.run(inbox));
     if uploaded.is_err() {
         // stop reading input: nothing more can be published
         stop.store(true, Ordering::Relaxed);
@@ -154,13 +190,19 @@ fn run(opts: Opts) -> i32 {
     let segmented = segmenter.join();
 
     match (uploaded, segmented) {
-        (Err(e), _) => fail(
-            exit::STORAGE,
-            format!(
-                "{e}; segments not yet stored remain in {}",
-                cfg.spool_dir.display()
-            ),
-        ),
+        (Err(e), _) => {
+            let code = match e {
+                UploadError::SpoolFull { .. } => exit::SPOOL_FULL,
+                _ => exit::STORAGE,
+            };
+            fail(
+                code,
+                format!(
+                    "{e}; segments not yet stored remain in {}",
+                    cfg.spool_dir.display()
+                ),
+            )
+        }
         (Ok(_), Err(_)) => fail(
             exit::INTERNAL,
             "internal error: the segmenter thread panicked",

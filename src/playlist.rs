@@ -96,6 +96,10 @@ impl Playlist {
         self.ended = true;
     }
 
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

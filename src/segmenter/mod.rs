@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Sender;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::format::context::{Input, StreamIo};
 use ffmpeg_next::media::Type as Media;
 
+use crate::channel::Outbox;
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
 use router::{ClosedSegment, Router};
@@ -108,7 +108,7 @@ struct StreamMeta {
 /// run ended.
 pub fn run(
     cfg: SegmenterConfig,
-    tx: &Sender<SegmentReady>,
+    tx: &Outbox,
     stop: Arc<AtomicBool>,
 ) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
     let mut summary = SegmenterSummary::default();

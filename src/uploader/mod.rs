@@ -1,19 +1,35 @@
 //! The storage side: store each segment, then publish the playlist that
-//! lists it. A published playlist never lists a segment that is not stored.
+//! lists it.
+//!
+//! Segments upload concurrently (up to `concurrency` at once), but enter the
+//! playlist strictly in sequence order, and only after they are stored.
+//! Playlist versions are published one at a time, so an older version can
+//! never land after a newer one; while one is in flight, newer changes wait
+//! and go up together as the next version.
 
+pub mod retry;
+pub mod s3;
 pub mod store;
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use crate::channel::{Inbox, Received};
 use crate::playlist::{Entry, Playlist};
 use crate::segmenter::SegmentReady;
-use crate::timeline::format_secs;
+use crate::timeline::{format_secs, TICKS_PER_SECOND};
+use retry::{Retrier, RetryPolicy};
 use store::{Body, ObjectMeta, Store, StoreError};
 
 pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+pub const DEFAULT_SEGMENT_CACHE_CONTROL: &str = "public, max-age=86400";
 
 pub struct UploaderConfig {
     /// Prefix of every key, already normalized (no leading or trailing `/`).
@@ -26,28 +42,73 @@ pub struct UploaderConfig {
     pub window: usize,
     pub program_date_time: bool,
     pub keep_spool: bool,
-    /// Cache-Control for segments; for playlists `None` means half the
-    /// target duration.
     pub segment_cache_control: String,
+    /// `None`: `max-age=` half the target duration, at least 1 s.
     pub playlist_cache_control: Option<String>,
+    /// Segment uploads at once.
+    pub concurrency: usize,
+    /// Bytes of segments not yet stored that may wait in the spool.
+    pub max_spool: u64,
+    /// Delete segments some time after they leave the playlist.
+    pub delete_old: bool,
+    pub retry: RetryPolicy,
+    /// How long to keep trying to store what is left once input has ended.
+    pub flush_timeout: Duration,
+}
+
+impl UploaderConfig {
+    /// A configuration with the command line's defaults.
+    pub fn new(key_prefix: &str, index_name: &str, target: i64) -> Self {
+        UploaderConfig {
+            key_prefix: key_prefix.to_string(),
+            index_name: index_name.to_string(),
+            http_prefix: String::new(),
+            target,
+            window: 5,
+            program_date_time: true,
+            keep_spool: false,
+            segment_cache_control: DEFAULT_SEGMENT_CACHE_CONTROL.to_string(),
+            playlist_cache_control: None,
+            concurrency: 4,
+            max_spool: 1 << 30,
+            delete_old: false,
+            retry: RetryPolicy::default(),
+            flush_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot store {key} in {destination}: {source}")]
-pub struct UploadError {
-    pub key: String,
-    pub destination: String,
-    #[source]
-    pub source: StoreError,
+pub enum UploadError {
+    #[error("cannot store {key} in {destination}: {source}")]
+    Store {
+        key: String,
+        destination: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(
+        "{held} bytes of segments wait in the spool, more than --max-spool {limit}: \
+         the destination has been failing for too long"
+    )]
+    SpoolFull { held: u64, limit: u64 },
+    #[error("gave up storing after {secs} s once input had ended: {count} segment(s) remain in the spool")]
+    FlushTimeout { count: usize, secs: u64 },
 }
 
-/// What a finished run published.
+/// What a run published.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UploadSummary {
     pub segments: u64,
     pub bytes: u64,
     pub playlist_versions: u64,
     pub media_ticks: i64,
+    pub deleted: u64,
+    /// Store requests sent, and how many of them were retries.
+    pub attempts: u64,
+    pub retries: u64,
+    /// The longest a segment waited between being cut and being stored.
+    pub longest_wait: Duration,
 }
 
 /// Joins a key prefix and a name without producing `//` or a leading `/`.
@@ -59,20 +120,48 @@ pub fn object_key(prefix: &str, name: &str) -> String {
     }
 }
 
+type SegmentResult = (Instant, SegmentReady, Result<(), StoreError>);
+type PlaylistResult = (Result<(), StoreError>, Vec<(String, i64)>, Arc<Vec<u8>>);
+
 pub struct Uploader {
-    store: Box<dyn Store>,
+    store: Arc<dyn Store>,
+    retrier: Retrier,
     cfg: UploaderConfig,
     playlist: Playlist,
     summary: UploadSummary,
+    stop: Arc<AtomicBool>,
+    /// Segments received, not yet being uploaded, with their arrival time.
+    waiting: VecDeque<(Instant, SegmentReady)>,
+    /// Segments stored but waiting for an earlier one before being listed.
+    stored: BTreeMap<u64, SegmentReady>,
+    next_to_list: Option<u64>,
+    spool_bytes: u64,
+    /// The playlist changed since the last version was sent.
+    dirty: bool,
+    /// Keys that left the playlist in a version not yet published, with the
+    /// ticks they must stay available once it is.
+    leaving: Vec<(String, i64)>,
+    deletions: VecDeque<(Instant, String)>,
 }
 
 impl Uploader {
-    pub fn new(store: Box<dyn Store>, cfg: UploaderConfig) -> Self {
+    /// `stop` is raised when the uploader can take no more segments (the
+    /// spool limit was reached), so that the segmenter stops reading.
+    pub fn new(store: Arc<dyn Store>, cfg: UploaderConfig, stop: Arc<AtomicBool>) -> Self {
         Uploader {
             playlist: Playlist::new(cfg.target, cfg.window),
+            retrier: Retrier::new(cfg.retry.clone()),
             store,
             cfg,
             summary: UploadSummary::default(),
+            stop,
+            waiting: VecDeque::new(),
+            stored: BTreeMap::new(),
+            next_to_list: None,
+            spool_bytes: 0,
+            dirty: false,
+            leaving: Vec::new(),
+            deletions: VecDeque::new(),
         }
     }
 
@@ -80,65 +169,211 @@ impl Uploader {
         object_key(&self.cfg.key_prefix, &self.cfg.index_name)
     }
 
-    /// Publishes every segment that arrives until the channel closes, then
+    /// Publishes every segment that arrives until the segmenter ends, then
     /// the final playlist with EXT-X-ENDLIST.
-    pub fn run(mut self, rx: Receiver<SegmentReady>) -> Result<UploadSummary, UploadError> {
-        for seg in rx.iter() {
-            self.publish_segment(&seg)?;
+    pub async fn run(mut self, inbox: Inbox) -> Result<UploadSummary, UploadError> {
+        let mut uploads: JoinSet<SegmentResult> = JoinSet::new();
+        let mut publishing: JoinSet<PlaylistResult> = JoinSet::new();
+        let mut deleting: JoinSet<(String, Result<(), StoreError>)> = JoinSet::new();
+        let mut ended = false;
+        let mut flush_deadline: Option<Instant> = None;
+        let mut spool_full: Option<UploadError> = None;
+        loop {
+            while !ended {
+                match inbox.try_recv() {
+                    Received::Segment(seg) => self.receive(seg),
+                    Received::Empty => break,
+                    Received::Ended => {
+                        ended = true;
+                        flush_deadline = Some(Instant::now() + self.cfg.flush_timeout);
+                    }
+                }
+            }
+            if self.spool_bytes > self.cfg.max_spool && spool_full.is_none() {
+                let err = UploadError::SpoolFull {
+                    held: self.spool_bytes,
+                    limit: self.cfg.max_spool,
+                };
+                log::error!("{err}; stopping input and trying to store what is left");
+                self.stop.store(true, Ordering::Relaxed);
+                spool_full = Some(err);
+            }
+            while uploads.len() < self.cfg.concurrency.max(1) {
+                let Some((arrived, seg)) = self.waiting.pop_front() else {
+                    break;
+                };
+                uploads.spawn(self.upload(arrived, seg));
+            }
+            let drained = ended && self.waiting.is_empty() && uploads.is_empty();
+            if drained && !self.playlist.has_ended() {
+                self.playlist.end();
+                self.dirty = !self.playlist.is_empty();
+            }
+            if self.dirty && publishing.is_empty() {
+                publishing.spawn(self.publish());
+                self.dirty = false;
+            }
+            if drained && publishing.is_empty() && !self.dirty {
+                break;
+            }
+            let next_deletion = self.deletions.front().map(|d| d.0);
+            tokio::select! {
+                _ = inbox.ring(), if !ended => {}
+                Some(done) = uploads.join_next() => {
+                    let (arrived, seg, result) = done.expect("upload tasks do not panic");
+                    self.stored(arrived, seg, result)?;
+                }
+                Some(done) = publishing.join_next() => {
+                    let (result, leaving, text) = done.expect("publish tasks do not panic");
+                    self.published(result, leaving, &text)?;
+                }
+                Some(done) = deleting.join_next() => {
+                    let (key, result) = done.expect("delete tasks do not panic");
+                    match result {
+                        Ok(()) => {
+                            self.summary.deleted += 1;
+                            log::debug!("deleted {key}");
+                        }
+                        Err(e) => log::warn!("cannot delete {key}: {e}"),
+                    }
+                }
+                _ = tokio::time::sleep_until(next_deletion.unwrap_or_else(Instant::now)),
+                    if next_deletion.is_some() => {
+                    while self.deletions.front().is_some_and(|d| d.0 <= Instant::now()) {
+                        let (_, key) = self.deletions.pop_front().expect("checked");
+                        let (store, retrier) = (self.store.clone(), self.retrier.clone());
+                        deleting.spawn(async move {
+                            let what = format!("DELETE {key}");
+                            let r = retrier.run(&what, || store.delete(key.clone())).await;
+                            (key, r)
+                        });
+                    }
+                }
+                _ = tokio::time::sleep_until(flush_deadline.unwrap_or_else(Instant::now)),
+                    if flush_deadline.is_some() => {
+                    let count = self.waiting.len() + uploads.len();
+                    return Err(spool_full.unwrap_or(UploadError::FlushTimeout {
+                        count,
+                        secs: self.cfg.flush_timeout.as_secs(),
+                    }));
+                }
+            }
         }
-        self.finish()
+        if !self.deletions.is_empty() {
+            log::info!(
+                "{} segment(s) that left the playlist were not deleted yet (they must stay \
+                 available a while longer); a bucket lifecycle rule can remove them",
+                self.deletions.len()
+            );
+        }
+        self.summary.attempts = self.retrier.stats().attempts.load(Ordering::Relaxed);
+        self.summary.retries = self.retrier.stats().retries.load(Ordering::Relaxed);
+        if let Some(err) = spool_full {
+            return Err(err);
+        }
+        log::info!(
+            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) to {}{}",
+            self.summary.segments,
+            format_secs(self.summary.media_ticks),
+            self.summary.bytes,
+            self.summary.playlist_versions,
+            self.store.describe(),
+            if self.summary.retries > 0 {
+                format!(
+                    " ({} retries; longest wait for a segment {:.1} s)",
+                    self.summary.retries,
+                    self.summary.longest_wait.as_secs_f64()
+                )
+            } else {
+                String::new()
+            }
+        );
+        Ok(self.summary)
     }
 
-    /// Stores one segment and publishes the playlist that lists it.
-    pub fn publish_segment(&mut self, seg: &SegmentReady) -> Result<(), UploadError> {
+    fn receive(&mut self, seg: SegmentReady) {
+        self.next_to_list.get_or_insert(seg.sequence);
+        self.spool_bytes += seg.bytes;
+        self.waiting.push_back((Instant::now(), seg));
+    }
+
+    fn upload(
+        &self,
+        arrived: Instant,
+        seg: SegmentReady,
+    ) -> impl std::future::Future<Output = SegmentResult> {
         let key = object_key(&self.cfg.key_prefix, &seg.name);
         let meta = ObjectMeta {
             content_type: SEGMENT_CONTENT_TYPE.to_string(),
             cache_control: self.cfg.segment_cache_control.clone(),
         };
-        self.store
-            .put(&key, Body::File(&seg.path), &meta)
-            .map_err(|source| self.error(&key, source))?;
+        let (store, retrier) = (self.store.clone(), self.retrier.clone());
+        async move {
+            let what = format!("PUT {key}");
+            let body = Body::File(seg.path.clone());
+            let result = retrier
+                .run(&what, || store.put(key.clone(), body.clone(), meta.clone()))
+                .await;
+            (arrived, seg, result)
+        }
+    }
+
+    /// A segment upload finished: list it, and any stored segments waiting
+    /// behind it, in sequence order.
+    fn stored(
+        &mut self,
+        arrived: Instant,
+        seg: SegmentReady,
+        result: Result<(), StoreError>,
+    ) -> Result<(), UploadError> {
+        let key = object_key(&self.cfg.key_prefix, &seg.name);
+        result.map_err(|source| self.error(&key, source))?;
         log::debug!("stored {key} ({} bytes)", seg.bytes);
+        self.summary.longest_wait = self.summary.longest_wait.max(arrived.elapsed());
         if !self.cfg.keep_spool {
             if let Err(e) = fs::remove_file(&seg.path) {
                 log::warn!("cannot remove spool file {}: {e}", seg.path.display());
             }
         }
+        self.spool_bytes -= seg.bytes;
+        self.stored.insert(seg.sequence, seg);
+        while let Some(seg) = self.next_to_list.and_then(|n| self.stored.remove(&n)) {
+            self.next_to_list = Some(seg.sequence + 1);
+            self.list(seg);
+        }
+        Ok(())
+    }
+
+    fn list(&mut self, seg: SegmentReady) {
         self.summary.segments += 1;
         self.summary.bytes += seg.bytes;
         self.summary.media_ticks += seg.duration;
-        self.playlist.push(Entry {
+        // RFC 8216 §6.2.2: a segment that leaves the playlist stays available
+        // for its duration plus that of the last playlist that listed it
+        let last_listing = self.playlist.total_ticks();
+        let removed = self.playlist.push(Entry {
             sequence: seg.sequence,
             uri: format!("{}{}", self.cfg.http_prefix, seg.name),
             duration: seg.duration,
             discontinuity: seg.discontinuity,
             program_date_time: self.cfg.program_date_time.then_some(seg.program_date_time),
         });
-        self.publish_playlist()
-    }
-
-    /// Publishes the final playlist (with EXT-X-ENDLIST) and returns the
-    /// summary.
-    pub fn finish(mut self) -> Result<UploadSummary, UploadError> {
-        self.playlist.end();
-        if !self.playlist.is_empty() {
-            self.publish_playlist()?;
+        if self.cfg.delete_old {
+            for gone in removed {
+                let name = gone
+                    .uri
+                    .strip_prefix(&self.cfg.http_prefix)
+                    .unwrap_or(&gone.uri);
+                let key = object_key(&self.cfg.key_prefix, name);
+                self.leaving.push((key, gone.duration + last_listing));
+            }
         }
-        log::info!(
-            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) to {}",
-            self.summary.segments,
-            format_secs(self.summary.media_ticks),
-            self.summary.bytes,
-            self.summary.playlist_versions,
-            self.store.describe()
-        );
-        Ok(self.summary)
+        self.dirty = true;
     }
 
-    fn publish_playlist(&mut self) -> Result<(), UploadError> {
+    fn publish(&mut self) -> impl std::future::Future<Output = PlaylistResult> {
         let key = self.index_key();
-        let text = self.playlist.render();
+        let text = Arc::new(self.playlist.render().into_bytes());
         let cache_control =
             self.cfg.playlist_cache_control.clone().unwrap_or_else(|| {
                 format!("max-age={}", (self.playlist.target_duration() / 2).max(1))
@@ -147,15 +382,32 @@ impl Uploader {
             content_type: PLAYLIST_CONTENT_TYPE.to_string(),
             cache_control,
         };
-        self.store
-            .put(&key, Body::Bytes(text.as_bytes()), &meta)
-            .map_err(|source| self.error(&key, source))?;
+        let leaving = std::mem::take(&mut self.leaving);
+        let (store, retrier) = (self.store.clone(), self.retrier.clone());
+        async move {
+            let what = format!("PUT {key}");
+            let body = Body::Bytes(text.clone());
+            let result = retrier
+                .run(&what, || store.put(key.clone(), body.clone(), meta.clone()))
+                .await;
+            (result, leaving, text)
+        }
+    }
+
+    fn published(
+        &mut self,
+        result: Result<(), StoreError>,
+        leaving: Vec<(String, i64)>,
+        text: &[u8],
+    ) -> Result<(), UploadError> {
+        let key = self.index_key();
+        result.map_err(|source| self.error(&key, source))?;
         self.summary.playlist_versions += 1;
+        let text = String::from_utf8_lossy(text);
         log::debug!(
-            "published {key} version {} (media sequence {}, {} segment(s){})",
+            "published {key} version {} ({} segment(s){})",
             self.summary.playlist_versions,
-            self.playlist.media_sequence(),
-            self.playlist.entries().count(),
+            text.matches("#EXTINF").count(),
             if text.contains("#EXT-X-ENDLIST") {
                 ", ended"
             } else {
@@ -166,11 +418,19 @@ impl Uploader {
             "playlist {key} version {}:\n{text}",
             self.summary.playlist_versions
         );
+        let now = Instant::now();
+        for (key, ticks) in leaving {
+            let due = now
+                + Duration::from_micros(
+                    (ticks.max(0) as u64) * 1_000_000 / TICKS_PER_SECOND as u64,
+                );
+            self.deletions.push_back((due, key));
+        }
         Ok(())
     }
 
     fn error(&self, key: &str, source: StoreError) -> UploadError {
-        UploadError {
+        UploadError::Store {
             key: key.to_string(),
             destination: self.store.describe(),
             source,
@@ -180,22 +440,22 @@ impl Uploader {
 
 #[cfg(test)]
 mod tests {
-    use super::store::{MemoryStore, Op};
+    use super::store::{ErrorKind, Fault, MemoryStore, Op};
     use super::*;
-    use crate::timeline::TICKS_PER_SECOND;
+    use crate::channel;
     use chrono::Utc;
 
-    fn config(keep_spool: bool) -> UploaderConfig {
+    const S: i64 = TICKS_PER_SECOND;
+
+    fn config() -> UploaderConfig {
         UploaderConfig {
-            key_prefix: "live/event".into(),
-            index_name: "index.m3u8".into(),
-            http_prefix: String::new(),
-            target: 4 * TICKS_PER_SECOND,
             window: 3,
             program_date_time: false,
-            keep_spool,
-            segment_cache_control: "max-age=86400".into(),
-            playlist_cache_control: None,
+            retry: RetryPolicy {
+                base_delay: Duration::from_millis(10),
+                ..RetryPolicy::default()
+            },
+            ..UploaderConfig::new("live/event", "index.m3u8", 4 * S)
         }
     }
 
@@ -209,46 +469,61 @@ mod tests {
             path,
             bytes: 9,
             start: 0,
-            duration: 4 * TICKS_PER_SECOND,
+            duration: 4 * S,
             discontinuity: false,
             program_date_time: Utc::now(),
         }
     }
 
-    #[test]
-    fn every_playlist_lists_only_stored_segments() {
+    /// Runs an uploader over `count` segments fed through the channel.
+    fn run(
+        store: &MemoryStore,
+        cfg: UploaderConfig,
+        count: u64,
+    ) -> (Result<UploadSummary, UploadError>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = MemoryStore::new();
-        let up = Uploader::new(Box::new(store.clone()), config(false));
-        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (outbox, inbox) = channel::bounded(4);
         let feeder = {
             let dir = dir.path().to_path_buf();
             std::thread::spawn(move || {
-                for n in 1..=6 {
-                    tx.send(segment(&dir, n)).unwrap();
+                for n in 1..=count {
+                    outbox.send(segment(&dir, n)).unwrap();
                 }
             })
         };
-        let summary = up.run(rx).unwrap();
+        let up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = rt.block_on(up.run(inbox));
         feeder.join().unwrap();
-        assert_eq!(summary.segments, 6);
-        assert_eq!(
-            summary.playlist_versions, 7,
-            "one per segment and the final one"
-        );
+        (result, dir)
+    }
+
+    /// Checks the completed-request log: every playlist version lists only
+    /// segments already stored, and versions only move forward.
+    fn check_order(store: &MemoryStore) -> Vec<String> {
         let state = store.lock();
         let mut stored = std::collections::HashSet::new();
-        let mut versions = Vec::new();
+        let mut versions: Vec<String> = Vec::new();
         for op in &state.log {
-            let Op::Put { key, body } = op else {
-                panic!("no deletes expected")
-            };
+            let Op::Put { key, body } = op else { continue };
             if key.ends_with(".m3u8") {
                 let text = String::from_utf8(body.clone()).unwrap();
-                for uri in text.lines().filter(|l| !l.starts_with('#')) {
+                let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+                for uri in &uris {
                     assert!(
                         stored.contains(&format!("live/event/{uri}")),
                         "{uri} listed before stored"
+                    );
+                }
+                if let Some(prev) = versions.last() {
+                    let last =
+                        |t: &str| t.lines().rfind(|l| !l.starts_with('#')).map(str::to_string);
+                    assert!(
+                        last(&text) >= last(prev),
+                        "an older version landed after a newer one"
                     );
                 }
                 versions.push(text);
@@ -256,15 +531,26 @@ mod tests {
                 stored.insert(key.clone());
             }
         }
+        versions
+    }
+
+    #[test]
+    fn every_playlist_lists_only_stored_segments() {
+        let store = MemoryStore::new();
+        let (result, dir) = run(&store, config(), 6);
+        let summary = result.unwrap();
+        assert_eq!(summary.segments, 6);
+        let versions = check_order(&store);
+        assert_eq!(versions.len() as u64, summary.playlist_versions);
         assert!(versions.last().unwrap().ends_with("#EXT-X-ENDLIST\n"));
-        assert!(versions[..6].iter().all(|v| !v.contains("ENDLIST")));
+        assert_eq!(versions.iter().filter(|v| v.contains("ENDLIST")).count(), 1);
+        let state = store.lock();
         let (_, meta) = &state.objects["live/event/index.m3u8"];
         assert_eq!(meta.content_type, PLAYLIST_CONTENT_TYPE);
         assert_eq!(meta.cache_control, "max-age=2");
-        assert_eq!(
-            state.objects["live/event/s-00003.ts"].1.content_type,
-            SEGMENT_CONTENT_TYPE
-        );
+        let seg_meta = &state.objects["live/event/s-00003.ts"].1;
+        assert_eq!(seg_meta.content_type, SEGMENT_CONTENT_TYPE);
+        assert_eq!(seg_meta.cache_control, DEFAULT_SEGMENT_CACHE_CONTROL);
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
             0,
@@ -273,21 +559,168 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_store_stops_before_the_playlist_and_keeps_the_spool_file() {
-        let dir = tempfile::tempdir().unwrap();
+    fn out_of_order_uploads_are_listed_in_order() {
         let store = MemoryStore::new();
+        // segment 2 takes much longer than 3, 4 and 5
         store
             .lock()
-            .fail_next_put
-            .push("live/event/s-00002.ts".into());
-        let mut up = Uploader::new(Box::new(store.clone()), config(false));
-        up.publish_segment(&segment(dir.path(), 1)).unwrap();
-        let err = up.publish_segment(&segment(dir.path(), 2)).unwrap_err();
-        assert_eq!(err.key, "live/event/s-00002.ts");
-        assert!(dir.path().join("s-00002.ts").exists());
+            .delays
+            .push(("s-00002.ts".into(), Duration::from_millis(300)));
+        store
+            .lock()
+            .delays
+            .push(("m3u8".into(), Duration::from_millis(20)));
+        let (result, _dir) = run(&store, config(), 8);
+        result.unwrap();
         let state = store.lock();
-        let (playlist, _) = &state.objects["live/event/index.m3u8"];
-        assert!(!String::from_utf8_lossy(playlist).contains("s-00002.ts"));
+        let order: Vec<&str> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, .. } if key.ends_with(".ts") => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            order.iter().position(|k| k.ends_with("s-00002.ts"))
+                > order.iter().position(|k| k.ends_with("s-00004.ts")),
+            "the slow segment finished after later ones: {order:?}"
+        );
+        drop(state);
+        check_order(&store);
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_nothing_is_lost() {
+        let store = MemoryStore::new();
+        store.lock().faults.push(Fault {
+            suffix: "s-00002.ts".into(),
+            kind: ErrorKind::Transient,
+            times: 3,
+        });
+        store.lock().faults.push(Fault {
+            suffix: "index.m3u8".into(),
+            kind: ErrorKind::Unreachable,
+            times: 2,
+        });
+        let (result, _dir) = run(&store, config(), 5);
+        let summary = result.unwrap();
+        assert_eq!(summary.segments, 5);
+        assert_eq!(summary.retries, 5);
+        check_order(&store);
+    }
+
+    #[test]
+    fn a_permanent_failure_stops_before_the_playlist_lists_it() {
+        let store = MemoryStore::new();
+        store.lock().faults.push(Fault {
+            suffix: "s-00003.ts".into(),
+            kind: ErrorKind::Permanent,
+            times: 1,
+        });
+        let (result, dir) = run(
+            &store,
+            UploaderConfig {
+                concurrency: 1,
+                ..config()
+            },
+            5,
+        );
+        match result {
+            Err(UploadError::Store { key, .. }) => assert_eq!(key, "live/event/s-00003.ts"),
+            other => panic!("{other:?}"),
+        }
+        assert!(dir.path().join("s-00003.ts").exists(), "kept in the spool");
+        for v in check_order(&store) {
+            assert!(!v.contains("s-00003.ts"));
+        }
+    }
+
+    #[test]
+    fn a_full_spool_stops_the_input() {
+        let store = MemoryStore::new();
+        store.lock().faults.push(Fault {
+            suffix: "s-00001.ts".into(),
+            kind: ErrorKind::Transient,
+            times: 1_000_000,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, inbox) = channel::bounded(64);
+        for n in 1..=5 {
+            outbox.send(segment(dir.path(), n)).unwrap();
+        }
+        drop(outbox);
+        let cfg = UploaderConfig {
+            max_spool: 30,
+            flush_timeout: Duration::from_millis(500),
+            ..config()
+        };
+        let up = Uploader::new(Arc::new(store.clone()), cfg, stop.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(up.run(inbox)).unwrap_err();
+        assert!(stop.load(Ordering::Relaxed), "input asked to stop");
+        assert!(
+            matches!(
+                err,
+                UploadError::SpoolFull {
+                    held: 45,
+                    limit: 30
+                }
+            ),
+            "{err}"
+        );
+        let kept: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            kept,
+            vec!["s-00001.ts"],
+            "the segment never stored stays in the spool"
+        );
+        let state = store.lock();
+        assert!(
+            !state.objects.contains_key("live/event/index.m3u8"),
+            "nothing listed past the gap"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_old_waits_for_the_segment_and_the_last_playlist_to_expire() {
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, inbox) = channel::bounded(64);
+        let cfg = UploaderConfig {
+            delete_old: true,
+            ..config()
+        };
+        let up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        let task = tokio::spawn(up.run(inbox));
+        // window 3 of 4 s segments: segment 1 leaves with segment 4
+        for n in 1..=4 {
+            outbox.send(segment(dir.path(), n)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(store.lock().objects.contains_key("live/event/s-00001.ts"));
+        // it must stay for its 4 s plus the 12 s of the playlist that last listed it
+        tokio::time::sleep(Duration::from_millis(15_800)).await;
+        assert!(
+            store.lock().objects.contains_key("live/event/s-00001.ts"),
+            "still available at 15.9 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !store.lock().objects.contains_key("live/event/s-00001.ts"),
+            "deleted after 16 s"
+        );
+        assert!(store.lock().objects.contains_key("live/event/s-00002.ts"));
+        drop(outbox);
+        let summary = task.await.unwrap().unwrap();
+        assert_eq!(summary.deleted, 1);
     }
 
     #[test]

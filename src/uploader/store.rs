@@ -1,21 +1,29 @@
-//! Storage backends behind one small trait: a local directory, an in-memory
-//! store for tests, and (later) S3.
+//! Storage backends behind one small trait: S3 ([`super::s3`]), a local
+//! directory, and an in-memory store for tests.
+//!
+//! Methods take owned arguments and return boxed futures, so the uploader
+//! can run several requests at once on its single-threaded runtime.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The content of an object to store.
-#[derive(Debug, Clone, Copy)]
-pub enum Body<'a> {
-    File(&'a Path),
-    Bytes(&'a [u8]),
+#[derive(Debug, Clone)]
+pub enum Body {
+    File(PathBuf),
+    Bytes(Arc<Vec<u8>>),
 }
 
-impl Body<'_> {
-    fn read(&self) -> io::Result<Vec<u8>> {
+impl Body {
+    pub fn read(&self) -> io::Result<Vec<u8>> {
         match self {
             Body::File(p) => fs::read(p),
             Body::Bytes(b) => Ok(b.to_vec()),
@@ -30,38 +38,62 @@ pub struct ObjectMeta {
     pub cache_control: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Worth retrying: the store may accept the same request later.
-    #[error("{0}")]
-    Transient(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Worth retrying: the store answered with a temporary failure (5xx,
+    /// SlowDown) or cut its answer off.
+    Transient,
+    /// No answer: connection refused or reset, no route, DNS failure, or no
+    /// response in time. Also retried.
+    Unreachable,
     /// Retrying will not help (bad credentials, no such bucket, ...).
-    #[error("{0}")]
-    Permanent(String),
+    Permanent,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub kind: ErrorKind,
+    pub message: String,
 }
 
 impl StoreError {
-    fn from_io(what: &str, key: &str, e: io::Error) -> Self {
-        let msg = format!("{what} {key}: {e}");
-        match e.kind() {
-            io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                StoreError::Transient(msg)
-            }
-            _ => StoreError::Permanent(msg),
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
         }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Permanent, message)
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.kind == ErrorKind::Permanent
+    }
+
+    fn from_io(what: &str, key: &str, e: io::Error) -> Self {
+        let kind = match e.kind() {
+            io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                ErrorKind::Transient
+            }
+            _ => ErrorKind::Permanent,
+        };
+        StoreError::new(kind, format!("{what} {key}: {e}"))
     }
 }
 
 /// Where segments and playlists are published.
-pub trait Store: Send {
+pub trait Store: Send + Sync {
     /// A description for log lines, without secrets.
     fn describe(&self) -> String;
     /// Stores an object so that readers see either the old or the whole new
     /// content, never a part.
-    fn put(&mut self, key: &str, body: Body<'_>, meta: &ObjectMeta) -> Result<(), StoreError>;
+    fn put(&self, key: String, body: Body, meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>>;
     /// Reads an object; `None` when it does not exist.
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn delete(&mut self, key: &str) -> Result<(), StoreError>;
+    fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>>;
+    fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>>;
 }
 
 /// Checks that a key cannot leave the destination: relative, no empty,
@@ -86,8 +118,9 @@ pub fn check_key(key: &str) -> Result<(), String> {
 
 /// A directory on the local file system. Objects are written to a
 /// temporary file in the same directory and renamed into place.
+#[derive(Debug, Clone)]
 pub struct LocalDirStore {
-    root: PathBuf,
+    root: Arc<PathBuf>,
 }
 
 impl LocalDirStore {
@@ -95,45 +128,30 @@ impl LocalDirStore {
     pub fn open(root: &Path) -> io::Result<Self> {
         fs::create_dir_all(root)?;
         Ok(LocalDirStore {
-            root: root.canonicalize()?,
+            root: Arc::new(root.canonicalize()?),
         })
     }
 
     /// The file path of a key, refusing keys that could leave the root or
     /// pass through a symbolic link.
-    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
-        check_key(key).map_err(StoreError::Permanent)?;
-        let path = self.root.join(key);
-        let mut dir = self.root.clone();
-        for part in Path::new(key)
-            .parent()
-            .into_iter()
-            .flat_map(|p| p.components())
-        {
-            dir.push(part);
-            if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(StoreError::Permanent(format!(
-                    "refusing to write {key}: {} is a symbolic link",
-                    dir.display()
+    fn path_of(root: &Path, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key).map_err(StoreError::permanent)?;
+        let path = root.join(key);
+        let mut at = root.to_path_buf();
+        for part in Path::new(key).components() {
+            at.push(part);
+            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(StoreError::permanent(format!(
+                    "refusing {key}: {} is a symbolic link",
+                    at.display()
                 )));
             }
         }
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(StoreError::Permanent(format!(
-                "refusing to write {key}: it is a symbolic link"
-            )));
-        }
         Ok(path)
     }
-}
 
-impl Store for LocalDirStore {
-    fn describe(&self) -> String {
-        format!("file://{}", self.root.display())
-    }
-
-    fn put(&mut self, key: &str, body: Body<'_>, _meta: &ObjectMeta) -> Result<(), StoreError> {
-        let path = self.path_of(key)?;
+    fn put_sync(root: &Path, key: &str, body: &Body) -> Result<(), StoreError> {
+        let path = Self::path_of(root, key)?;
         let dir = path.parent().expect("a key has a parent in the root");
         fs::create_dir_all(dir)
             .map_err(|e| StoreError::from_io("creating directory for", key, e))?;
@@ -144,7 +162,7 @@ impl Store for LocalDirStore {
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let written = match body {
             Body::File(src) => fs::copy(src, &tmp).map(|_| ()),
-            Body::Bytes(b) => fs::write(&tmp, b),
+            Body::Bytes(b) => fs::write(&tmp, b.as_slice()),
         };
         if let Err(e) = written.and_then(|_| fs::rename(&tmp, &path)) {
             let _ = fs::remove_file(&tmp);
@@ -152,40 +170,67 @@ impl Store for LocalDirStore {
         }
         Ok(())
     }
+}
 
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path_of(key)?;
-        match fs::read(path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::from_io("reading", key, e)),
-        }
+impl Store for LocalDirStore {
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
     }
 
-    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        let path = self.path_of(key)?;
-        match fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::from_io("deleting", key, e)),
-        }
+    fn put(&self, key: String, body: Body, _meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>> {
+        let root = self.root.clone();
+        Box::pin(async move { Self::put_sync(&root, &key, &body) })
+    }
+
+    fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            let path = Self::path_of(&root, &key)?;
+            match fs::read(path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError::from_io("reading", &key, e)),
+            }
+        })
+    }
+
+    fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            let path = Self::path_of(&root, &key)?;
+            match fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::from_io("deleting", &key, e)),
+            }
+        })
     }
 }
 
-/// One request a [`MemoryStore`] received.
+/// One request a [`MemoryStore`] completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Put { key: String, body: Vec<u8> },
     Delete { key: String },
 }
 
+/// A failure a [`MemoryStore`] returns for a put whose key ends with `suffix`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub suffix: String,
+    pub kind: ErrorKind,
+    /// How many puts fail before the key is accepted.
+    pub times: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryState {
     pub objects: BTreeMap<String, (Vec<u8>, ObjectMeta)>,
-    /// Every put and delete, in order.
+    /// Every completed put and delete, in completion order.
     pub log: Vec<Op>,
-    /// Keys whose next put fails (once each), for failure tests.
-    pub fail_next_put: Vec<String>,
+    pub faults: Vec<Fault>,
+    /// Puts of keys ending with the suffix take this long.
+    pub delays: Vec<(String, Duration)>,
 }
 
 /// An in-memory store whose state a test can inspect through a clone.
@@ -209,35 +254,58 @@ impl Store for MemoryStore {
         "memory".to_string()
     }
 
-    fn put(&mut self, key: &str, body: Body<'_>, meta: &ObjectMeta) -> Result<(), StoreError> {
-        check_key(key).map_err(StoreError::Permanent)?;
-        let bytes = body
-            .read()
-            .map_err(|e| StoreError::from_io("reading body of", key, e))?;
-        let mut state = self.lock();
-        if let Some(i) = state.fail_next_put.iter().position(|k| k == key) {
-            state.fail_next_put.remove(i);
-            return Err(StoreError::Permanent(format!("injected failure for {key}")));
-        }
-        state.log.push(Op::Put {
-            key: key.to_string(),
-            body: bytes.clone(),
-        });
-        state.objects.insert(key.to_string(), (bytes, meta.clone()));
-        Ok(())
+    fn put(&self, key: String, body: Body, meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            check_key(&key).map_err(StoreError::permanent)?;
+            let bytes = body
+                .read()
+                .map_err(|e| StoreError::from_io("reading body of", &key, e))?;
+            let delay = {
+                let mut state = me.lock();
+                if let Some(f) = state
+                    .faults
+                    .iter_mut()
+                    .find(|f| f.times > 0 && key.ends_with(&f.suffix))
+                {
+                    f.times -= 1;
+                    return Err(StoreError::new(
+                        f.kind,
+                        format!("injected failure for {key}"),
+                    ));
+                }
+                state
+                    .delays
+                    .iter()
+                    .find(|(s, _)| key.ends_with(s.as_str()))
+                    .map(|d| d.1)
+            };
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            let mut state = me.lock();
+            state.log.push(Op::Put {
+                key: key.clone(),
+                body: bytes.clone(),
+            });
+            state.objects.insert(key, (bytes, meta));
+            Ok(())
+        })
     }
 
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock().objects.get(key).map(|(b, _)| b.clone()))
+    fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move { Ok(me.lock().objects.get(&key).map(|(b, _)| b.clone())) })
     }
 
-    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        state.log.push(Op::Delete {
-            key: key.to_string(),
-        });
-        state.objects.remove(key);
-        Ok(())
+    fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut state = me.lock();
+            state.log.push(Op::Delete { key: key.clone() });
+            state.objects.remove(&key);
+            Ok(())
+        })
     }
 }
 
@@ -252,6 +320,18 @@ mod tests {
         }
     }
 
+    fn bytes(b: &[u8]) -> Body {
+        Body::Bytes(Arc::new(b.to_vec()))
+    }
+
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
     fn keys_are_checked() {
         assert!(check_key("live/a-00001.ts").is_ok());
@@ -264,29 +344,50 @@ mod tests {
     #[test]
     fn local_store_writes_atomically_inside_its_root() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = LocalDirStore::open(&dir.path().join("out")).unwrap();
-        s.put("live/x.ts", Body::Bytes(b"abc"), &meta()).unwrap();
-        assert_eq!(s.get("live/x.ts").unwrap().unwrap(), b"abc");
-        assert_eq!(s.get("live/none.ts").unwrap(), None);
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join("out/live"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(leftovers, vec!["x.ts"], "no temporary file left behind");
-        assert!(s.put("../escape.ts", Body::Bytes(b"x"), &meta()).is_err());
-        assert!(!dir.path().join("escape.ts").exists());
-        s.delete("live/x.ts").unwrap();
-        assert_eq!(s.get("live/x.ts").unwrap(), None);
+        let s = LocalDirStore::open(&dir.path().join("out")).unwrap();
+        block_on(async {
+            s.put("live/x.ts".into(), bytes(b"abc"), meta())
+                .await
+                .unwrap();
+            assert_eq!(s.get("live/x.ts".into()).await.unwrap().unwrap(), b"abc");
+            assert_eq!(s.get("live/none.ts".into()).await.unwrap(), None);
+            let leftovers: Vec<_> = fs::read_dir(dir.path().join("out/live"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(leftovers, vec!["x.ts"], "no temporary file left behind");
+            let err = s
+                .put("../escape.ts".into(), bytes(b"x"), meta())
+                .await
+                .unwrap_err();
+            assert!(err.is_permanent());
+            assert!(!dir.path().join("escape.ts").exists());
+            assert!(s.put("/etc/x".into(), bytes(b"x"), meta()).await.is_err());
+            s.delete("live/x.ts".into()).await.unwrap();
+            assert_eq!(s.get("live/x.ts".into()).await.unwrap(), None);
+        });
     }
 
     #[test]
     fn local_store_refuses_symlinks() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let mut s = LocalDirStore::open(dir.path()).unwrap();
+        let s = LocalDirStore::open(dir.path()).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
-        let err = s.put("link/x.ts", Body::Bytes(b"x"), &meta()).unwrap_err();
-        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::os::unix::fs::symlink(outside.path().join("f"), dir.path().join("file.ts")).unwrap();
+        block_on(async {
+            let err = s
+                .put("link/x.ts".into(), bytes(b"x"), meta())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+            let err = s
+                .put("file.ts".into(), bytes(b"x"), meta())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+            assert!(s.get("link/x.ts".into()).await.is_err());
+        });
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

@@ -1,0 +1,82 @@
+//! The one channel between the segmenter thread and the uploader thread: a
+//! bounded crossbeam channel, plus a doorbell that wakes the uploader's async
+//! loop whenever a segment arrives or the segmenter goes away.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use tokio::sync::Notify;
+
+use crate::segmenter::SegmentReady;
+
+/// Creates the channel with room for `capacity` waiting segments.
+pub fn bounded(capacity: usize) -> (Outbox, Inbox) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let bell = Arc::new(Notify::new());
+    (
+        Outbox {
+            tx: Some(tx),
+            bell: bell.clone(),
+        },
+        Inbox { rx, bell },
+    )
+}
+
+/// The segmenter's end.
+pub struct Outbox {
+    tx: Option<Sender<SegmentReady>>,
+    bell: Arc<Notify>,
+}
+
+/// The receiver is gone: the uploader stopped.
+#[derive(Debug)]
+pub struct Closed;
+
+impl Outbox {
+    /// Sends a segment, waiting while the channel is full.
+    pub fn send(&self, seg: SegmentReady) -> Result<(), Closed> {
+        let tx = self.tx.as_ref().ok_or(Closed)?;
+        tx.send(seg).map_err(|_| Closed)?;
+        self.bell.notify_one();
+        Ok(())
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // disconnect first, then ring, so the uploader sees the end
+        drop(self.tx.take());
+        self.bell.notify_one();
+    }
+}
+
+/// What the uploader finds in its inbox.
+#[derive(Debug)]
+pub enum Received {
+    Segment(SegmentReady),
+    Empty,
+    /// The segmenter finished: no more segments will come.
+    Ended,
+}
+
+/// The uploader's end.
+pub struct Inbox {
+    rx: Receiver<SegmentReady>,
+    bell: Arc<Notify>,
+}
+
+impl Inbox {
+    pub fn try_recv(&self) -> Received {
+        match self.rx.try_recv() {
+            Ok(seg) => Received::Segment(seg),
+            Err(TryRecvError::Empty) => Received::Empty,
+            Err(TryRecvError::Disconnected) => Received::Ended,
+        }
+    }
+
+    /// Resolves after the next send or disconnect (or at once if one
+    /// happened since the last wait).
+    pub async fn ring(&self) {
+        self.bell.notified().await;
+    }
+}

@@ -1,0 +1,279 @@
+//! S3 and S3-compatible stores (AWS, Backblaze B2, Cloudflare R2, MinIO,
+//! Wasabi, Garage) through aws-sdk-s3.
+//!
+//! Credentials and region come from the SDK's standard chain (environment,
+//! profile files, web identity, container and instance metadata), never
+//! from the command line. Retries are the uploader's own (see
+//! [`super::retry`]), so the SDK's are off.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectCannedAcl;
+use aws_sdk_s3::Client;
+
+use super::store::{Body, BoxFuture, ErrorKind, ObjectMeta, Store, StoreError};
+
+/// How to reach the bucket.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub bucket: String,
+    /// Overrides the region from the environment or profile.
+    pub region: Option<String>,
+    /// For S3-compatible stores; `AWS_ENDPOINT_URL` works too.
+    pub endpoint_url: Option<String>,
+    /// Address the bucket in the path (`https://host/bucket/key`).
+    pub path_style: bool,
+    /// A canned ACL for every object, e.g. `public-read`.
+    pub acl: Option<String>,
+    /// Connect timeout per attempt.
+    pub connect_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    acl: Option<ObjectCannedAcl>,
+    description: String,
+}
+
+impl S3Store {
+    /// Loads the SDK configuration and checks that credentials and a region
+    /// are there. Does not contact the bucket.
+    pub async fn connect(opts: &S3Options) -> Result<S3Store, String> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        let Some(region) = shared.region().cloned() else {
+            return Err(
+                "no region: pass --region or set AWS_REGION (S3-compatible stores \
+                        have their own names, e.g. garage, auto for R2, us-east-1 for MinIO)"
+                    .into(),
+            );
+        };
+        let Some(provider) = shared.credentials_provider() else {
+            return Err("no credentials provider is configured".into());
+        };
+        if let Err(e) = provider.provide_credentials().await {
+            return Err(format!(
+                "no credentials found (looked in the environment, profile files, web identity, \
+                 container and instance metadata): {}",
+                redact(&e.to_string())
+            ));
+        }
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(opts.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(opts.connect_timeout)
+                    .build(),
+            )
+            .build();
+        let endpoint = opts
+            .endpoint_url
+            .clone()
+            .or_else(|| shared.endpoint_url().map(str::to_string));
+        let description = match &endpoint {
+            Some(url) => format!("s3://{} at {} (region {region})", opts.bucket, url),
+            None => format!("s3://{} (region {region})", opts.bucket),
+        };
+        Ok(S3Store {
+            client: Client::from_conf(config),
+            bucket: opts.bucket.clone(),
+            acl: opts.acl.as_deref().map(ObjectCannedAcl::from),
+            description,
+        })
+    }
+}
+
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn put(&self, key: String, body: Body, meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let stream = match &body {
+                Body::File(path) => ByteStream::from_path(path).await.map_err(|e| {
+                    StoreError::permanent(format!("reading {}: {e}", path.display()))
+                })?,
+                Body::Bytes(b) => ByteStream::from(b.to_vec()),
+            };
+            me.client
+                .put_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .body(stream)
+                .content_type(meta.content_type)
+                .cache_control(meta.cache_control)
+                .set_acl(me.acl.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &format!("PUT {key}")))
+        })
+    }
+
+    fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let result = me
+                .client
+                .get_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(classify(e, &format!("GET {key}"))),
+            };
+            let bytes = out.body.collect().await.map_err(|e| {
+                StoreError::new(
+                    ErrorKind::Transient,
+                    format!("GET {key}: body cut off: {e}"),
+                )
+            })?;
+            Ok(Some(bytes.into_bytes().to_vec()))
+        })
+    }
+
+    fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            me.client
+                .delete_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &format!("DELETE {key}")))
+        })
+    }
+}
+
+/// Sorts an SDK error into transient, unreachable or permanent, with a
+/// message that names the request and carries no secret.
+fn classify<E>(err: SdkError<E, HttpResponse>, what: &str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, detail) = match &err {
+        SdkError::ConstructionFailure(_) => {
+            (ErrorKind::Permanent, DisplayErrorContext(&err).to_string())
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Unreachable, "timed out".to_string()),
+        SdkError::DispatchFailure(d) => {
+            let kind = if d.is_user() {
+                ErrorKind::Permanent
+            } else {
+                ErrorKind::Unreachable
+            };
+            (kind, DisplayErrorContext(&err).to_string())
+        }
+        SdkError::ResponseError(_) => (ErrorKind::Transient, DisplayErrorContext(&err).to_string()),
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let code = err.code().unwrap_or("").to_string();
+            let message = err.message().unwrap_or("").to_string();
+            let kind = service_error_kind(status, &code);
+            let hint = hint(&code);
+            (kind, format!("HTTP {status} {code}: {message}{hint}"))
+        }
+        _ => (ErrorKind::Transient, DisplayErrorContext(&err).to_string()),
+    };
+    StoreError::new(kind, redact(&format!("{what}: {detail}")))
+}
+
+/// Which S3 error answers are worth retrying.
+pub fn service_error_kind(status: u16, code: &str) -> ErrorKind {
+    match (status, code) {
+        (
+            _,
+            "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"
+            | "OperationAborted",
+        ) => ErrorKind::Transient,
+        (429 | 500..=599, _) | (409, _) | (408, _) => ErrorKind::Transient,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+fn hint(code: &str) -> &'static str {
+    match code {
+        "NoSuchBucket" => " (the bucket does not exist)",
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => " (check the credentials)",
+        "AccessDenied" => " (the credentials lack permission; see the README for the policy)",
+        "RequestTimeTooSkewed" => " (the system clock is wrong)",
+        _ => "",
+    }
+}
+
+/// Removes secret values that a message might echo.
+pub fn redact(message: &str) -> String {
+    let mut out = message.to_string();
+    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(secret) = std::env::var(var) {
+            if secret.len() >= 8 {
+                out = out.replace(&secret, "***");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_server_errors_are_transient() {
+        assert_eq!(service_error_kind(503, "SlowDown"), ErrorKind::Transient);
+        assert_eq!(
+            service_error_kind(500, "InternalError"),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            service_error_kind(400, "RequestTimeout"),
+            ErrorKind::Transient
+        );
+        assert_eq!(service_error_kind(429, ""), ErrorKind::Transient);
+        assert_eq!(
+            service_error_kind(403, "AccessDenied"),
+            ErrorKind::Permanent
+        );
+        assert_eq!(
+            service_error_kind(403, "SignatureDoesNotMatch"),
+            ErrorKind::Permanent
+        );
+        assert_eq!(
+            service_error_kind(404, "NoSuchBucket"),
+            ErrorKind::Permanent
+        );
+        assert_eq!(
+            service_error_kind(400, "InvalidArgument"),
+            ErrorKind::Permanent
+        );
+    }
+}
