@@ -132,6 +132,38 @@ fn run(opts: Opts) -> i32 {
         live_upload::timeline::format_secs(cfg.target),
         store.describe()
     );
+    let uploader = Uploader::new(
+        store,
+        UploaderConfig {
+            key_prefix: cfg.key_prefix.clone(),
+            index_name: cfg.index_name.clone(),
+            http_prefix: cfg.http_prefix.clone(),
+            target: cfg.target,
+            window: cfg.window,
+            program_date_time: cfg.program_date_time,
+            keep_spool: cfg.keep_spool,
+            segment_cache_control: cfg.segment_cache_control.clone(),
+            playlist_cache_control: cfg.playlist_cache_control.clone(),
+            concurrency: cfg.concurrency,
+            max_spool: cfg.max_spool,
+            delete_old: cfg.delete_old,
+            retry: RetryPolicy {
+                attempt_timeout: cfg.request_timeout,
+                ..RetryPolicy::default()
+            },
+            flush_timeout: cfg.flush_timeout,
+        },
+        stop.clone(),
+    );
+    match runtime.block_on(uploader.existing_playlist()) {
+        Ok(None) => {}
+        Ok(Some(_)) => log::warn!(
+            "{} already exists at the destination and will be replaced",
+            uploader.index_key()
+        ),
+        Err(e) => return fail(exit::STORAGE, e),
+    }
+
     let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
     let seg_cfg = SegmenterConfig {
         input: cfg.input.clone(),
@@ -159,29 +191,6 @@ fn run(opts: Opts) -> i32 {
         }
     };
 
-    let uploader = Uploader::new(
-        store,
-        UploaderConfig {
-            key_prefix: cfg.key_prefix.clone(),
-            index_name: cfg.index_name.clone(),
-            http_prefix: cfg.http_prefix.clone(),
-            target: cfg.target,
-            window: cfg.window,
-            program_date_time: cfg.program_date_time,
-            keep_spool: cfg.keep_spool,
-            segment_cache_control: cfg.segment_cache_control.clone(),
-            playlist_cache_control: cfg.playlist_cache_control.clone(),
-            concurrency: cfg.concurrency,
-            max_spool: cfg.max_spool,
-            delete_old: cfg.delete_old,
-            retry: RetryPolicy {
-                attempt_timeout: cfg.request_timeout,
-                ..RetryPolicy::default()
-            },
-            flush_timeout: cfg.flush_timeout,
-        },
-        stop.clone(),
-    );
     let uploaded = runtime.block_on(uploader.run(inbox));
     if uploaded.is_err() {
         // stop reading input: nothing more can be published

@@ -278,6 +278,12 @@ pub fn run(
         return fail(e, &summary);
     }
     let stats = summary.router;
+    if stats.truncated_bytes > 0 && !stop.load(Ordering::Relaxed) {
+        log::warn!(
+            "the input ended in the middle of a TS packet ({} bytes left over)",
+            stats.truncated_bytes
+        );
+    }
     if stats.unsynced_bytes + stats.error_packets > 0 {
         log::warn!(
             "skipped {} byte(s) out of packet sync and {} packet(s) flagged as errors",

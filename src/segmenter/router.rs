@@ -93,6 +93,8 @@ pub struct RouterStats {
     pub dropped_packets: u64,
     /// Segments closed while a stream's PES was still unfinished.
     pub forced_closes: u64,
+    /// Bytes of an incomplete last packet when the input ended.
+    pub truncated_bytes: u64,
 }
 
 pub struct Router {
@@ -446,10 +448,7 @@ impl Router {
             let rest = self.buf.len() - self.read;
             if rest < PACKET_SIZE {
                 if rest > 0 {
-                    log::warn!(
-                        "the input ended in the middle of a TS packet ({rest} bytes left over)"
-                    );
-                    self.stats.unsynced_bytes += rest as u64;
+                    self.stats.truncated_bytes = rest as u64;
                     self.read = self.buf.len();
                 }
                 break;
@@ -633,6 +632,6 @@ mod tests {
         let closed = r.finish(None).unwrap();
         assert_eq!(closed[0].sequence, 7);
         assert_eq!(closed[0].bytes, 3 * 188);
-        assert_eq!(r.stats().unsynced_bytes, 100);
+        assert_eq!(r.stats().truncated_bytes, 100);
     }
 }

@@ -80,7 +80,7 @@ impl UploaderConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("cannot store {key} in {destination}: {source}")]
+    #[error("{destination}: {source}")]
     Store {
         key: String,
         destination: String,
@@ -167,6 +167,19 @@ impl Uploader {
 
     pub fn index_key(&self) -> String {
         object_key(&self.cfg.key_prefix, &self.cfg.index_name)
+    }
+
+    /// Reads the playlist already at the destination, if any. This is the
+    /// first contact with the store, so wrong credentials, a missing bucket
+    /// or an unreachable endpoint fail here, before any input is read.
+    pub async fn existing_playlist(&self) -> Result<Option<Vec<u8>>, UploadError> {
+        let key = self.index_key();
+        let store = self.store.clone();
+        let what = format!("GET {key}");
+        self.retrier
+            .run(&what, || store.get(key.clone()))
+            .await
+            .map_err(|source| self.error(&key, source))
     }
 
     /// Publishes every segment that arrives until the segmenter ends, then
@@ -487,7 +500,10 @@ mod tests {
             let dir = dir.path().to_path_buf();
             std::thread::spawn(move || {
                 for n in 1..=count {
-                    outbox.send(segment(&dir, n)).unwrap();
+                    // the uploader may stop early on a permanent failure
+                    if outbox.send(segment(&dir, n)).is_err() {
+                        break;
+                    }
                 }
             })
         };

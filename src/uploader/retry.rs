@@ -112,9 +112,9 @@ impl Retrier {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             let wait = jitter(delay);
             if attempt == 1 {
-                log::warn!("{what}: {err}; retrying");
+                log::warn!("{err}; retrying");
             } else {
-                log::debug!("{what}: attempt {attempt}: {err}; retrying in {wait:?}");
+                log::debug!("{what}: attempt {attempt} failed: {err}; retrying in {wait:?}");
             }
             tokio::time::sleep(wait).await;
             delay = (delay * 2).min(self.policy.max_delay);

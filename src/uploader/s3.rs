@@ -15,7 +15,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use aws_sdk_s3::Client;
@@ -181,9 +181,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let (kind, detail) = match &err {
-        SdkError::ConstructionFailure(_) => {
-            (ErrorKind::Permanent, DisplayErrorContext(&err).to_string())
-        }
+        SdkError::ConstructionFailure(_) => (ErrorKind::Permanent, root_cause(&err)),
         SdkError::TimeoutError(_) => (ErrorKind::Unreachable, "timed out".to_string()),
         SdkError::DispatchFailure(d) => {
             let kind = if d.is_user() {
@@ -191,9 +189,12 @@ where
             } else {
                 ErrorKind::Unreachable
             };
-            (kind, DisplayErrorContext(&err).to_string())
+            (kind, root_cause(&err))
         }
-        SdkError::ResponseError(_) => (ErrorKind::Transient, DisplayErrorContext(&err).to_string()),
+        SdkError::ResponseError(_) => (
+            ErrorKind::Transient,
+            format!("bad response: {}", root_cause(&err)),
+        ),
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
             let code = err.code().unwrap_or("").to_string();
@@ -202,9 +203,25 @@ where
             let hint = hint(&code);
             (kind, format!("HTTP {status} {code}: {message}{hint}"))
         }
-        _ => (ErrorKind::Transient, DisplayErrorContext(&err).to_string()),
+        _ => (ErrorKind::Transient, root_cause(&err)),
     };
     StoreError::new(kind, redact(&format!("{what}: {detail}")))
+}
+
+/// The innermost error's message ("Connection refused (os error 111)"),
+/// with the one above it when that adds context ("tcp connect error").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        chain.push(e.to_string());
+        cur = e.source();
+    }
+    let last = chain.pop().unwrap_or_default();
+    match chain.pop() {
+        Some(above) if !above.contains(&last) && above.len() < 60 => format!("{above}: {last}"),
+        _ => last,
+    }
 }
 
 /// Which S3 error answers are worth retrying.
@@ -224,7 +241,9 @@ fn hint(code: &str) -> &'static str {
     match code {
         "NoSuchBucket" => " (the bucket does not exist)",
         "InvalidAccessKeyId" | "SignatureDoesNotMatch" => " (check the credentials)",
-        "AccessDenied" => " (the credentials lack permission; see the README for the policy)",
+        "AccessDenied" => {
+            " (check the credentials and their permissions; see the README for the policy)"
+        }
         "RequestTimeTooSkewed" => " (the system clock is wrong)",
         _ => "",
     }

@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod garage;
+pub mod http;
+pub mod proxy;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
