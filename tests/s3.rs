@@ -187,7 +187,7 @@ fn a_live_stream_plays_from_garage_while_published_and_to_the_end() {
     let (listed, final_text) = check_playlists(&events(&stderr), &playlist_key, &prefix);
     assert_eq!(listed.len(), 12);
     let total: f64 = listed.iter().map(|l| l.duration).sum();
-    assert!((total - packet_span(&input)).abs() < 1.0 / 30.0, "{total}");
+    assert_close(total, packet_span(&input), 1.0 / 30.0);
 
     // through the S3 API: every object with its content type and cache control
     let objects = objects(g, &prefix);
@@ -388,21 +388,24 @@ fn bad_credentials_a_missing_bucket_and_a_dead_endpoint_exit_4_without_secrets()
 fn the_most_verbose_output_carries_no_secret() {
     let g = garage();
     let prefix = unique("verbose");
+    // the endpoint from AWS_ENDPOINT_URL this time, not --endpoint-url
     let (code, stderr) = run_with(
         g,
-        &[
-            "live",
-            &prefix,
-            "--endpoint-url",
-            g.s3_url(),
-            "--path-style",
-            "-vv",
-        ],
-        &[("RUST_LOG", "trace")],
+        &["live", &prefix, "--path-style", "-vv"],
+        &[("RUST_LOG", "trace"), ("AWS_ENDPOINT_URL", g.s3_url())],
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("published"), "trace output was produced");
+    assert!(
+        stderr.contains(g.s3_url()),
+        "the endpoint came from AWS_ENDPOINT_URL"
+    );
     assert!(!stderr.contains(g.var("AWS_SECRET_ACCESS_KEY")));
+    let objects = objects(g, &prefix);
+    assert!(
+        objects.contains_key(&format!("{prefix}/index.m3u8")),
+        "{objects:?}"
+    );
 }
 
 #[test]

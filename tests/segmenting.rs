@@ -23,6 +23,10 @@ fn check_run(run: &Run, input: &Path, video: bool) -> Vec<Listed> {
     assert!(listed.len() >= 3, "several segments: {listed:?}");
     let index = run.object("ev/index.m3u8");
     assert_eq!(std::fs::read_to_string(&index).unwrap(), final_text);
+    assert_eq!(
+        final_text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
+        final_text.matches("#EXTINF:").count()
+    );
     let input_streams = probe_streams(input);
     for seg in &listed {
         let path = run.object(&format!("ev/{}", seg.uri));
@@ -125,11 +129,7 @@ fn video_two_audio_tracks_and_data_arrive_packet_for_packet() {
         "every packet of every stream, unchanged and in order"
     );
     let expected = packet_span(&input);
-    assert!(
-        (total(&listed) - expected).abs() <= FRAME,
-        "EXTINF sum {} vs input {expected}",
-        total(&listed)
-    );
+    assert_close(total(&listed), expected, FRAME);
     assert!(listed.iter().all(|l| !l.discontinuity));
     assert_eq!(listed[0].uri, "live-00001.ts");
     // 4 s segments, 5 in the window: the final playlist is a window of 5
@@ -164,11 +164,7 @@ fn audio_only_cuts_at_the_target() {
         assert!(seg.duration >= 3.0 && seg.duration < 3.2, "{seg:?}");
     }
     let expected = packet_span(&input);
-    assert!(
-        (total(&listed) - expected).abs() <= 0.001,
-        "{} vs {expected}",
-        total(&listed)
-    );
+    assert_close(total(&listed), expected, 0.001);
 }
 
 #[test]
@@ -179,7 +175,7 @@ fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
     let run = run_file(&input, "2", &["--window", "4"]);
     let listed = check_run(&run, &input, true);
     for seg in &listed[..listed.len() - 1] {
-        assert!((seg.duration - 5.0).abs() < 0.05, "{seg:?}");
+        assert_close(seg.duration, 5.0, 0.05);
     }
     let stderr = run.stderr();
     let warnings: Vec<&str> = stderr
@@ -193,7 +189,7 @@ fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
         "names the spacing: {}",
         warnings[0]
     );
-    assert!((total(&listed) - packet_span(&input)).abs() <= FRAME);
+    assert_close(total(&listed), packet_span(&input), FRAME);
 }
 
 #[test]
@@ -206,15 +202,11 @@ fn the_33_bit_pts_wrap_keeps_durations_and_adds_no_discontinuity() {
     let listed = check_run(&run, &input, true);
     assert!(listed.iter().all(|l| !l.discontinuity), "{listed:?}");
     for seg in &listed[..listed.len() - 1] {
-        assert!((seg.duration - 2.0).abs() < 0.05, "{seg:?}");
+        assert_close(seg.duration, 2.0, 0.05);
     }
     // ffprobe cannot measure a file whose timestamps wrap: sum the parts
     let expected = 16.0;
-    assert!(
-        (total(&listed) - expected).abs() <= 2.0 * FRAME,
-        "{}",
-        total(&listed)
-    );
+    assert_close(total(&listed), expected, 2.0 * FRAME);
 }
 
 #[test]
@@ -235,11 +227,35 @@ fn a_timestamp_reset_starts_a_discontinuity() {
     let split = listed.iter().position(|l| l.discontinuity).unwrap();
     let before: f64 = listed[..split].iter().map(|l| l.duration).sum();
     let after: f64 = listed[split..].iter().map(|l| l.duration).sum();
-    assert!((before - packet_span(&first)).abs() <= FRAME, "{before}");
-    assert!((after - packet_span(&second)).abs() <= FRAME, "{after}");
+    assert_close(before, packet_span(&first), FRAME);
+    assert_close(after, packet_span(&second), FRAME);
     // the segment after the jump starts the second encode's timeline
     let path = run.object(&format!("ev/{}", listed[split].uri));
     assert!(probe_duration(&path) <= 2.5);
+}
+
+#[test]
+fn no_program_date_time_and_keep_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    make_av(&input, 8, 30, &[]);
+    let run = run_file(&input, "2", &["--no-program-date-time", "--keep-spool"]);
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let (listed, final_text) = check_playlists(&events(&run.stderr()), "ev/index.m3u8", "ev");
+    assert!(!final_text.contains("PROGRAM-DATE-TIME"), "{final_text}");
+    for seg in &listed {
+        let kept = std::fs::read(run.spool.join(&seg.uri)).unwrap();
+        assert_eq!(
+            kept,
+            std::fs::read(run.object(&format!("ev/{}", seg.uri))).unwrap()
+        );
+    }
+    let leftovers = std::fs::read_dir(&run.spool).unwrap().count();
+    assert_eq!(
+        leftovers,
+        listed.len(),
+        "only finished segments, no partial files"
+    );
 }
 
 #[test]

@@ -320,14 +320,23 @@ impl Uploader {
             content_type: SEGMENT_CONTENT_TYPE.to_string(),
             cache_control: self.cfg.segment_cache_control.clone(),
         };
+        let put = self.put(key, Body::File(seg.path.clone()), meta);
+        async move { (arrived, seg, put.await) }
+    }
+
+    /// A PUT, retried under the policy.
+    fn put(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
         let (store, retrier) = (self.store.clone(), self.retrier.clone());
         async move {
             let what = format!("PUT {key}");
-            let body = Body::File(seg.path.clone());
-            let result = retrier
+            retrier
                 .run(&what, || store.put(key.clone(), body.clone(), meta.clone()))
-                .await;
-            (arrived, seg, result)
+                .await
         }
     }
 
@@ -396,15 +405,8 @@ impl Uploader {
             cache_control,
         };
         let leaving = std::mem::take(&mut self.leaving);
-        let (store, retrier) = (self.store.clone(), self.retrier.clone());
-        async move {
-            let what = format!("PUT {key}");
-            let body = Body::Bytes(text.clone());
-            let result = retrier
-                .run(&what, || store.put(key.clone(), body.clone(), meta.clone()))
-                .await;
-            (result, leaving, text)
-        }
+        let put = self.put(key, Body::Bytes(text.clone()), meta);
+        async move { (put.await, leaving, text) }
     }
 
     fn published(

@@ -67,30 +67,26 @@ pub fn make_av(path: &Path, seconds: u32, gop: u32, extra: &[&str]) {
     ffmpeg(&args);
 }
 
-/// The duration libav reports for a file or playlist, in seconds.
-pub fn probe_duration(path: &Path) -> f64 {
+/// Runs ffprobe quietly with `args` on `path`; returns its standard output.
+pub fn ffprobe(path: &Path, args: &[&str]) -> String {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error"])
+        .args(args)
         .arg(path)
         .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
+        .expect("ffprobe is installed (scripts/setup.sh)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The duration libav reports for a file or playlist, in seconds.
+pub fn probe_duration(path: &Path) -> f64 {
+    let out = ffprobe(
+        path,
+        &["-show_entries", "format=duration", "-of", "csv=p=0"],
+    );
+    out.trim()
         .parse()
-        .unwrap_or_else(|_| {
-            panic!(
-                "no duration for {}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+        .unwrap_or_else(|_| panic!("no duration for {}", path.display()))
 }
 
 /// The span of a stream's packets in seconds: from the earliest PTS to the
@@ -98,25 +94,14 @@ pub fn probe_duration(path: &Path) -> f64 {
 /// format duration stops at the last PES's PTS, short of the audio frames
 /// packed after it.) Not meaningful across a timestamp wrap or reset.
 pub fn packet_span(path: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=pts,duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = ffprobe(
+        path,
+        &["-show_entries", "packet=pts,duration", "-of", "csv=p=0"],
+    );
     let (mut first, mut end) = (i64::MAX, i64::MIN);
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let mut fields = line.split(',');
-        let (Some(Ok(pts)), Some(Ok(dur))) = (
-            fields.next().map(str::parse::<i64>),
-            fields.next().map(str::parse::<i64>),
-        ) else {
+    for line in out.lines() {
+        let mut fields = line.split(',').map(str::parse::<i64>);
+        let (Some(Ok(pts)), Some(Ok(dur))) = (fields.next(), fields.next()) else {
             continue;
         };
         first = first.min(pts);
@@ -128,20 +113,12 @@ pub fn packet_span(path: &Path) -> f64 {
 
 /// codec_type of every stream of a file, in index order.
 pub fn probe_streams(path: &Path) -> Vec<String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=index,codec_type",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = ffprobe(
+        path,
+        &["-show_entries", "stream=index,codec_type", "-of", "csv=p=0"],
+    );
     // ffprobe lists streams once per program and once globally
-    let mut streams: Vec<(u32, String)> = String::from_utf8_lossy(&out.stdout)
+    let mut streams: Vec<(u32, String)> = out
         .lines()
         .filter_map(|l| {
             let (index, kind) = l.trim().trim_end_matches(',').split_once(',')?;
@@ -155,26 +132,26 @@ pub fn probe_streams(path: &Path) -> Vec<String> {
 
 /// The flags of the first video packet of a file (e.g. `K__`), if it has video.
 pub fn first_video_flags(path: &Path) -> Option<String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-read_intervals",
-            "%+#1",
-            "-show_entries",
-            "packet=flags",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .map(str::to_string)
+    let args = [
+        "-select_streams",
+        "v:0",
+        "-read_intervals",
+        "%+#1",
+        "-show_entries",
+        "packet=flags",
+        "-of",
+        "csv=p=0",
+    ];
+    ffprobe(path, &args).lines().next().map(str::to_string)
+}
+
+/// Asserts that two durations in seconds differ by at most `tolerance`.
+#[track_caller]
+pub fn assert_close(actual: f64, expected: f64, tolerance: f64) {
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{actual} s is not within {tolerance} s of {expected} s"
+    );
 }
 
 /// Decodes a file or playlist completely; returns ffmpeg's error output
@@ -370,6 +347,35 @@ pub fn check_playlists(
             let decimals = value.split('.').nth(1).map_or(0, str::len);
             assert_eq!(decimals, 3, "EXTINF with three decimals: {line}");
         }
+        let dated = pl
+            .segments
+            .iter()
+            .filter(|s| s.program_date_time.is_some())
+            .count();
+        assert!(
+            dated == 0 || dated == pl.segments.len(),
+            "PROGRAM-DATE-TIME on all segments or none"
+        );
+        for (i, pair) in pl.segments.windows(2).enumerate() {
+            let (Some(a), Some(b)) = (pair[0].program_date_time, pair[1].program_date_time) else {
+                continue;
+            };
+            let step = (b - a).num_milliseconds() as f64 / 1000.0;
+            let extinf: f64 = extinf[i]["#EXTINF:".len()..extinf[i].len() - 1]
+                .parse()
+                .unwrap();
+            if !pair[1].discontinuity {
+                assert!(
+                    (step - extinf).abs() <= 0.002,
+                    "PROGRAM-DATE-TIME advances by EXTINF:\n{text}"
+                );
+            } else {
+                assert!(
+                    step >= extinf - 0.002,
+                    "PROGRAM-DATE-TIME never goes back:\n{text}"
+                );
+            }
+        }
         for (i, seg) in pl.segments.iter().enumerate() {
             let secs: f64 = extinf[i]["#EXTINF:".len()..extinf[i].len() - 1]
                 .parse()
@@ -378,10 +384,6 @@ pub fn check_playlists(
                 (secs + 0.5).floor() as u64 <= pl.target_duration,
                 "EXTINF {secs} rounds above TARGETDURATION {}:\n{text}",
                 pl.target_duration
-            );
-            assert!(
-                seg.program_date_time.is_some(),
-                "EXT-X-PROGRAM-DATE-TIME on every segment"
             );
             let key = if key_prefix.is_empty() {
                 seg.uri.clone()
