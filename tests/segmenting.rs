@@ -385,3 +385,65 @@ fn bad_command_lines_exit_2_with_one_line() {
         assert!(text.contains(word), "--help mentions {word}");
     }
 }
+
+#[test]
+fn a_read_error_publishes_what_arrived_and_exits_3() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    make_av(&input, 12, 30, &[]);
+    let data = std::fs::read(&input).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/in.ts", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = conn.read(&mut request).unwrap();
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        )
+        .unwrap();
+        conn.write_all(&data[..data.len() * 2 / 3]).unwrap();
+        conn.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        // close with a reset, as a dying encoder or network does
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on an open socket with a correctly sized value.
+        unsafe {
+            libc::setsockopt(
+                conn.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    });
+    let out_dir = dir.path().join("out");
+    let output = Command::new(BIN)
+        .arg(&url)
+        .arg("2")
+        .arg(dir.path().join("spool"))
+        .args(["live", "index.m3u8", ""])
+        .arg(format!("file://{}", out_dir.display()))
+        .arg("")
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("error reading input"), "{}", errors[0]);
+    let playlist = std::fs::read_to_string(out_dir.join("index.m3u8")).unwrap();
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+    // two thirds of 12 s arrived: several 2 s segments before the reset
+    assert!(playlist.matches("#EXTINF").count() >= 3, "{playlist}");
+    assert!(decode(&out_dir.join("index.m3u8")).0);
+}
