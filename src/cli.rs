@@ -80,6 +80,20 @@ pub struct Opts {
     /// Keep segment files in the spool directory after they are stored.
     #[arg(long)]
     pub keep_spool: bool,
+    /// Start over: ignore the playlist already at the destination and the
+    /// segments an earlier run left in the spool. Without it, a run
+    /// continues the published playlist after a discontinuity, publishes
+    /// leftover segments first and never reuses a segment key.
+    #[arg(long)]
+    pub fresh: bool,
+    /// MPEG-TS program number to publish when the input carries several
+    /// [default: the first in the PAT].
+    #[arg(long, value_name = "NUMBER")]
+    pub program: Option<u16>,
+    /// End the run (as at end of input) when no input arrives for this many
+    /// seconds [default: wait forever].
+    #[arg(long, value_name = "SECONDS")]
+    pub input_timeout: Option<f64>,
     /// Segment uploads in flight at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub concurrency: usize,
@@ -154,6 +168,9 @@ pub struct Config {
     pub window: usize,
     pub program_date_time: bool,
     pub keep_spool: bool,
+    pub fresh: bool,
+    pub program: Option<u16>,
+    pub input_timeout: Option<std::time::Duration>,
     pub concurrency: usize,
     pub max_spool: u64,
     pub request_timeout: std::time::Duration,
@@ -259,6 +276,12 @@ impl Config {
             window: o.window,
             program_date_time: !o.no_program_date_time,
             keep_spool: o.keep_spool,
+            fresh: o.fresh,
+            program: o.program,
+            input_timeout: o
+                .input_timeout
+                .map(|t| seconds("--input-timeout", t))
+                .transpose()?,
             concurrency: o.concurrency,
             max_spool,
             request_timeout,

@@ -9,6 +9,7 @@
 pub mod channel;
 pub mod cli;
 pub mod playlist;
+pub mod resume;
 pub mod segmenter;
 pub mod timeline;
 pub mod uploader;

@@ -13,7 +13,8 @@ use clap::Parser;
 
 use live_upload::channel;
 use live_upload::cli::{exit, Config, Destination, Opts};
-use live_upload::segmenter::{self, SegmenterConfig, SegmenterError};
+use live_upload::resume;
+use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError};
 use live_upload::uploader::retry::RetryPolicy;
 use live_upload::uploader::s3::{S3Options, S3Store};
 use live_upload::uploader::store::{LocalDirStore, Store};
@@ -155,14 +156,12 @@ fn run(opts: Opts) -> i32 {
         },
         stop.clone(),
     );
-    match runtime.block_on(uploader.existing_playlist()) {
-        Ok(None) => {}
-        Ok(Some(_)) => log::warn!(
-            "{} already exists at the destination and will be replaced",
-            uploader.index_key()
-        ),
+    let mut uploader = uploader;
+    let (first_sequence, first_discontinuity) = match runtime.block_on(prepare(&cfg, &mut uploader))
+    {
+        Ok(start) => start,
         Err(e) => return fail(exit::STORAGE, e),
-    }
+    };
 
     let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
     let seg_cfg = SegmenterConfig {
@@ -171,10 +170,10 @@ fn run(opts: Opts) -> i32 {
         max_segment: 4 * cfg.target,
         spool: cfg.spool_dir.clone(),
         segment_prefix: cfg.segment_prefix.clone(),
-        first_sequence: 1,
-        first_discontinuity: false,
-        program: None,
-        input_timeout: None,
+        first_sequence,
+        first_discontinuity,
+        program: cfg.program,
+        input_timeout: cfg.input_timeout,
         clock: Box::new(chrono::Utc::now),
     };
     let seg_stop = stop.clone();
@@ -239,4 +238,77 @@ fn run(opts: Opts) -> i32 {
             fail(code, e)
         }
     }
+}
+
+/// Decides where this run starts from what an earlier run published and
+/// left in the spool (see `live_upload::resume`), and sets the uploader up
+/// to continue. Returns the first segment number and whether it follows a
+/// break.
+async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), String> {
+    let key = uploader.index_key();
+    let existing = uploader
+        .existing_playlist()
+        .await
+        .map_err(|e| e.to_string())?;
+    let published = match existing {
+        Some(text) if !cfg.fresh => Some(
+            resume::parse_published(&text, &cfg.http_prefix, &cfg.segment_prefix)
+                .map_err(|e| format!("cannot continue {key}: {e} (use --fresh to replace it)"))?,
+        ),
+        Some(_) => {
+            log::warn!("--fresh: replacing {key}");
+            None
+        }
+        None => None,
+    };
+    let leftovers = spool::scan(&cfg.spool_dir, &cfg.segment_prefix).map_err(|e| {
+        format!(
+            "cannot read spool directory {}: {e}",
+            cfg.spool_dir.display()
+        )
+    })?;
+    let plan = resume::plan(published, leftovers, cfg.fresh);
+    if !plan.incomplete.is_empty() {
+        log::warn!(
+            "removing {} unfinished segment file(s) an earlier run left in {}",
+            plan.incomplete.len(),
+            cfg.spool_dir.display()
+        );
+    }
+    let keep = if cfg.keep_spool {
+        Vec::new()
+    } else {
+        plan.stale
+    };
+    for path in keep.iter().chain(&plan.incomplete) {
+        if let Err(e) = spool::remove(path) {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+    let prefix = cfg.segment_prefix.clone();
+    let name = move |n| segmenter::segment_name(&prefix, n);
+    let first = uploader
+        .first_unused(&name, plan.first_sequence)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(p) = &plan.restored {
+        log::info!(
+            "continuing {key} after a discontinuity: media sequence {}, {} segment(s) listed{}",
+            p.media_sequence,
+            p.entries.len(),
+            if p.ended { ", ENDLIST removed" } else { "" }
+        );
+        uploader.restore(p);
+    }
+    if !plan.leftovers.is_empty() {
+        log::info!(
+            "publishing {} complete segment(s) an earlier run left in the spool first",
+            plan.leftovers.len()
+        );
+    }
+    for seg in plan.leftovers {
+        uploader.queue(seg);
+    }
+    let first_discontinuity = plan.first_discontinuity || first != plan.first_sequence;
+    Ok((first, first_discontinuity))
 }

@@ -28,6 +28,9 @@ pub struct Playlist {
     target_duration: u64,
     window: usize,
     entries: VecDeque<Entry>,
+    /// EXT-X-MEDIA-SEQUENCE; set by the first entry, then raised by one for
+    /// every entry removed.
+    media_sequence: Option<u64>,
     discontinuity_sequence: u64,
     ended: bool,
 }
@@ -46,16 +49,26 @@ impl Playlist {
             target_duration: initial_target_duration(target_ticks),
             window: window.max(1),
             entries: VecDeque::new(),
+            media_sequence: None,
             discontinuity_sequence: 0,
             ended: false,
         }
     }
 
-    /// Continues the numbering of an earlier playlist: the discontinuity
-    /// sequence it ended with and its target duration (never lowered).
-    pub fn resume(&mut self, discontinuity_sequence: u64, target_duration: u64) {
+    /// Continues a playlist published earlier: its entries, sequences and
+    /// target duration (which is never lowered). It is no longer ended.
+    pub fn restore(
+        &mut self,
+        entries: Vec<Entry>,
+        media_sequence: u64,
+        discontinuity_sequence: u64,
+        target_duration: u64,
+    ) {
+        self.entries = entries.into();
+        self.media_sequence = Some(media_sequence);
         self.discontinuity_sequence = discontinuity_sequence;
         self.target_duration = self.target_duration.max(target_duration);
+        self.ended = false;
     }
 
     /// Appends a segment and slides the window. Returns the entries that
@@ -73,6 +86,7 @@ impl Playlist {
             );
             self.target_duration = rounded;
         }
+        self.media_sequence.get_or_insert(entry.sequence);
         self.entries.push_back(entry);
         let mut removed = Vec::new();
         // RFC 8216 §6.2.2: never shorter than three target durations
@@ -83,6 +97,7 @@ impl Playlist {
                 break;
             }
             let gone = self.entries.pop_front().expect("not empty");
+            self.media_sequence = self.media_sequence.map(|m| m + 1);
             if gone.discontinuity {
                 self.discontinuity_sequence += 1;
             }
@@ -112,9 +127,9 @@ impl Playlist {
         self.target_duration
     }
 
-    /// EXT-X-MEDIA-SEQUENCE: the sequence number of the first entry.
+    /// EXT-X-MEDIA-SEQUENCE: the media sequence number of the first entry.
     pub fn media_sequence(&self) -> u64 {
-        self.entries.front().map_or(0, |e| e.sequence)
+        self.media_sequence.unwrap_or(0)
     }
 
     pub fn discontinuity_sequence(&self) -> u64 {
@@ -240,6 +255,31 @@ mod tests {
              live-00010.ts\n\
              #EXT-X-ENDLIST\n"
         );
+    }
+
+    #[test]
+    fn a_restored_playlist_continues_its_sequences() {
+        let mut p = Playlist::new(2 * S, 3);
+        let old: Vec<Entry> = (40..43).map(|n| entry(n, 2 * S)).collect();
+        p.restore(old, 17, 2, 3);
+        assert_eq!(p.target_duration(), 3);
+        // the new run's segments have other numbers: the media sequence does not care
+        p.push(Entry {
+            discontinuity: true,
+            ..entry(90, 2 * S)
+        });
+        p.push(entry(91, 2 * S));
+        assert_eq!(
+            p.media_sequence(),
+            17,
+            "five entries are needed for 3 x 3 s"
+        );
+        p.push(entry(92, 2 * S));
+        let text = p.render();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:18\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-11-21T20:15:00.000Z\n#EXTINF:2.000,\nlive-00090.ts"));
+        assert!(!text.contains("ENDLIST"));
     }
 
     #[test]

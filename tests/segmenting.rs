@@ -250,11 +250,20 @@ fn no_program_date_time_and_keep_spool() {
             std::fs::read(run.object(&format!("ev/{}", seg.uri))).unwrap()
         );
     }
-    let leftovers = std::fs::read_dir(&run.spool).unwrap().count();
+    let names: Vec<String> = std::fs::read_dir(&run.spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let segments = names.iter().filter(|n| n.ends_with(".ts")).count();
+    let metadata = names.iter().filter(|n| n.ends_with(".ts.meta")).count();
     assert_eq!(
-        leftovers,
-        listed.len(),
-        "only finished segments, no partial files"
+        (segments, metadata),
+        (listed.len(), listed.len()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with(".part")),
+        "no partial files: {names:?}"
     );
 }
 

@@ -9,6 +9,7 @@
 pub mod cutter;
 pub mod router;
 pub mod source;
+pub mod spool;
 pub mod ts;
 
 use std::path::PathBuf;
@@ -208,6 +209,7 @@ pub fn run(
                     ""
                 }
             );
+            spool::finalize(&c.part, &ev)?;
             if tx.send(ev).is_err() {
                 return Err(SegmenterError::UploaderGone);
             }

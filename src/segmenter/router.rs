@@ -49,6 +49,9 @@ struct PidState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedSegment {
     pub sequence: u64,
+    /// Where the data is now.
+    pub part: PathBuf,
+    /// Where it goes once finalized.
     pub path: PathBuf,
     pub bytes: u64,
     pub timing: Option<SegmentTiming>,
@@ -69,12 +72,14 @@ impl SegmentFile {
         self.writer.write_all(pkt)
     }
 
+    /// Flushes and closes the file; it stays `.part` until the segmenter
+    /// finalizes it (see [`super::spool::finalize`]).
     fn close(self) -> io::Result<ClosedSegment> {
         let file = self.writer.into_inner().map_err(|e| e.into_error())?;
         drop(file);
-        fs::rename(&self.part, &self.path)?;
         Ok(ClosedSegment {
             sequence: self.sequence,
+            part: self.part,
             path: self.path,
             bytes: self.bytes,
             timing: self.timing,
@@ -239,10 +244,14 @@ impl Router {
         match self.kinds[usize::from(hdr.pid)] {
             PidKind::Drop => self.stats.dropped_packets += 1,
             PidKind::Pat => {
+                // the PAT is written as the router keeps it (rewritten when the
+                // input has several programs), once per complete section
                 if let Some((section, packets)) = self.pat.push(&pkt, &hdr) {
                     self.on_pat(&section, packets);
+                    for mut p in self.pat_packets.clone() {
+                        self.write_psi(&mut p, hdr.pid)?;
+                    }
                 }
-                self.write_psi(&mut pkt, hdr.pid)?;
             }
             PidKind::Pmt => {
                 if let Some((section, packets)) = self.pmt.push(&pkt, &hdr) {
@@ -271,8 +280,18 @@ impl Router {
             Some(n) => programs.iter().find(|p| p.program_number == n),
             None => programs.first(),
         };
-        let Some(chosen) = chosen else {
+        let Some(chosen) = chosen.copied() else {
             return;
+        };
+        // segments carry only the chosen program
+        let packets = if programs.len() > 1 {
+            vec![ts::single_program_pat(
+                section,
+                chosen.program_number,
+                chosen.pmt_pid,
+            )]
+        } else {
+            packets
         };
         if self.pmt_pid != Some(chosen.pmt_pid) {
             if let Some(old) = self.pmt_pid {
@@ -560,8 +579,9 @@ mod tests {
         );
         let last = r.finish(None).unwrap();
         assert_eq!(last.len(), 1);
-        let one = packets_of(&dir.path().join("seg-00001.ts"));
-        let two = packets_of(&dir.path().join("seg-00002.ts"));
+        assert_eq!(closed[0].path, dir.path().join("seg-00001.ts"));
+        let one = packets_of(&closed[0].part);
+        let two = packets_of(&last[0].part);
         assert_eq!(
             one,
             vec![
@@ -583,7 +603,6 @@ mod tests {
                 (0x100, 2, 3)
             ]
         );
-        assert!(!dir.path().join("seg-00002.ts.part").exists());
         assert_eq!(closed[0].bytes, 5 * 188);
     }
 
@@ -608,7 +627,7 @@ mod tests {
         let closed = r.finish(None).unwrap();
         assert_eq!(closed.len(), 1);
         assert_eq!(
-            packets_of(&closed[0].path),
+            packets_of(&closed[0].part),
             vec![(0, 0, 0xff), (0x1000, 0, 0xff), (0x100, 1, 9)]
         );
         assert_eq!(r.program_numbers(), &[1, 2]);

@@ -109,6 +109,38 @@ impl SectionCollector {
     }
 }
 
+/// CRC-32/MPEG-2 of a PSI section (polynomial 0x04C11DB7, no reflection).
+pub fn crc32_mpeg2(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in data {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// A PAT that lists one program, built from an original PAT section (whose
+/// transport_stream_id and version it keeps), as one TS packet.
+pub fn single_program_pat(original: &[u8], program_number: u16, pmt_pid: u16) -> [u8; PACKET_SIZE] {
+    let mut section = vec![0x00, 0xb0, 13];
+    section.extend_from_slice(&original[3..6]); // transport_stream_id, version, current_next
+    section.extend_from_slice(&[0, 0]); // section_number, last_section_number
+    section.extend_from_slice(&program_number.to_be_bytes());
+    section.extend_from_slice(&(0xe000 | pmt_pid).to_be_bytes());
+    let crc = crc32_mpeg2(&section);
+    section.extend_from_slice(&crc.to_be_bytes());
+    let mut pkt = [0xffu8; PACKET_SIZE];
+    pkt[..5].copy_from_slice(&[SYNC_BYTE, 0x40, 0x00, 0x10, 0x00]);
+    pkt[5..5 + section.len()].copy_from_slice(&section);
+    pkt
+}
+
 /// One program listed in a PAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PatEntry {
@@ -279,6 +311,32 @@ pub(crate) mod tests {
         assert_eq!(parsed.pcr_pid, 0x100);
         assert_eq!(parsed.program_number, 1);
         assert_eq!(parsed.streams, vec![(0x1b, 0x100), (0x0f, 0x101)]);
+    }
+
+    #[test]
+    fn crc_and_a_rewritten_pat() {
+        // the PAT that ffmpeg writes for one program (PMT on PID 0x1000)
+        let ffmpeg_pat = [
+            0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00,
+        ];
+        assert_eq!(crc32_mpeg2(&ffmpeg_pat), 0x2ab1_04b2, "the CRC in the file");
+        let two = pat(&[(1, 0x1000), (2, 0x1100)]);
+        let pkt = single_program_pat(&two, 2, 0x1100);
+        let hdr = parse_header(&pkt).unwrap();
+        assert!(hdr.pusi);
+        let (section, _) = SectionCollector::default().push(&pkt, &hdr).unwrap();
+        assert_eq!(
+            parse_pat(&section).unwrap(),
+            vec![PatEntry {
+                program_number: 2,
+                pmt_pid: 0x1100
+            }]
+        );
+        assert_eq!(
+            crc32_mpeg2(&section),
+            0,
+            "a section with its CRC checks to zero"
+        );
     }
 
     #[test]

@@ -159,6 +159,24 @@ impl Store for S3Store {
         })
     }
 
+    fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            match me
+                .client
+                .head_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+                Err(e) => Err(classify(e, &format!("HEAD {key}"))),
+            }
+        })
+    }
+
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
         let me = self.clone();
         Box::pin(async move {

@@ -94,6 +94,8 @@ pub trait Store: Send + Sync {
     /// Reads an object; `None` when it does not exist.
     fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>>;
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>>;
+    /// Whether an object exists, without reading it.
+    fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>>;
 }
 
 /// Checks that a key cannot leave the destination: relative, no empty,
@@ -192,6 +194,11 @@ impl Store for LocalDirStore {
                 Err(e) => Err(StoreError::from_io("reading", &key, e)),
             }
         })
+    }
+
+    fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>> {
+        let root = self.root.clone();
+        Box::pin(async move { Ok(Self::path_of(&root, &key)?.exists()) })
     }
 
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
@@ -296,6 +303,11 @@ impl Store for MemoryStore {
     fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
         let me = self.clone();
         Box::pin(async move { Ok(me.lock().objects.get(&key).map(|(b, _)| b.clone())) })
+    }
+
+    fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move { Ok(me.lock().objects.contains_key(&key)) })
     }
 
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
