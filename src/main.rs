@@ -25,8 +25,12 @@ use live_upload::uploader::{UploadError, Uploader, UploaderConfig};
 const CHANNEL_CAPACITY: usize = 64;
 
 fn main() -> ExitCode {
+    // a bug must still end in one line and a documented exit code
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("live_upload: internal error (please report it): {info}");
+    }));
     let code = match Opts::try_parse() {
-        Ok(opts) => run(opts),
+        Ok(opts) => std::panic::catch_unwind(|| run(opts)).unwrap_or(exit::INTERNAL),
         Err(e) => {
             let _ = e.print();
             if e.use_stderr() {
@@ -61,11 +65,8 @@ fn run(opts: Opts) -> i32 {
         .parse_env("RUST_LOG")
         .format_timestamp_millis()
         .init();
-    ffmpeg_next::util::log::set_level(match cfg.log_level {
-        log::LevelFilter::Trace => ffmpeg_next::util::log::Level::Verbose,
-        log::LevelFilter::Debug => ffmpeg_next::util::log::Level::Warning,
-        _ => ffmpeg_next::util::log::Level::Error,
-    });
+    // libav's own messages follow RUST_LOG too (target `libav`)
+    segmenter::avlog::install(log::max_level());
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

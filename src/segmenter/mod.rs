@@ -6,6 +6,7 @@
 //! input's own transport stream bytes, cut at PES boundaries by the
 //! [`router::Router`]. Nothing is re-muxed.
 
+pub mod avlog;
 pub mod cutter;
 pub mod router;
 pub mod source;
@@ -319,7 +320,12 @@ fn open_error(e: ffmpeg::Error, tee: &Mutex<TeeState>, input: &str) -> Segmenter
     if state.total == 0 {
         return SegmenterError::Empty;
     }
-    SegmenterError::Unrecognized(e.to_string())
+    let total = state.total;
+    let reason = match e {
+        ffmpeg::Error::InvalidData => format!("no known format in its first {total} bytes"),
+        other => format!("{other} after {total} bytes"),
+    };
+    SegmenterError::Unrecognized(reason)
 }
 
 fn to_ticks(t: i64, (num, den): (i64, i64)) -> i64 {

@@ -54,6 +54,8 @@ pub struct FdSource {
     stop: Arc<AtomicBool>,
     timeout: Option<Duration>,
     last_data: Instant,
+    /// The input timed out: every later read is the end of input too.
+    timed_out: bool,
 }
 
 impl FdSource {
@@ -63,6 +65,7 @@ impl FdSource {
             stop,
             timeout,
             last_data: Instant::now(),
+            timed_out: false,
         }
     }
 }
@@ -70,7 +73,7 @@ impl FdSource {
 impl Read for FdSource {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.timed_out || self.stop.load(Ordering::Relaxed) {
                 return Ok(0);
             }
             let mut pfd = libc::pollfd {
@@ -94,6 +97,7 @@ impl Read for FdSource {
                             "no input for {} s (--input-timeout): ending the run",
                             limit.as_secs_f64()
                         );
+                        self.timed_out = true;
                         return Ok(0);
                     }
                 }
