@@ -13,3 +13,6 @@ pub mod resume;
 pub mod segmenter;
 pub mod timeline;
 pub mod uploader;
+
+/// Re-exported for callers that set up logging (the fuzz target).
+pub use log::LevelFilter as LogLevelFilter;

@@ -31,7 +31,7 @@ fn check_messages(run: &Run, code: i32, error: Option<&str>) {
 
 /// The final playlist's segments, checked for order and rules.
 fn published(run: &Run) -> Vec<Listed> {
-    check_playlists(&events(&run.stderr()), "ev/index.m3u8", "ev").0
+    check_published(&run.stderr(), "ev/index.m3u8", "ev").0
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {

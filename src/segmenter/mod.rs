@@ -113,18 +113,27 @@ pub fn run(
     tx: &Outbox,
     stop: Arc<AtomicBool>,
 ) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
-    let mut summary = SegmenterSummary::default();
-    let fail = |e, s: &SegmenterSummary| Err((e, s.clone()));
-    let source = match source::open(&cfg.input, stop.clone(), cfg.input_timeout) {
-        Ok(s) => s,
+    match source::open(&cfg.input, stop.clone(), cfg.input_timeout) {
+        Ok(source) => run_reader(source, cfg, tx, stop),
         Err(e) => {
             let err = SegmenterError::Open {
                 input: cfg.input.clone(),
                 reason: e.to_string(),
             };
-            return fail(err, &summary);
+            Err((err, SegmenterSummary::default()))
         }
-    };
+    }
+}
+
+/// Like [`run`], reading from `source` (`cfg.input` only names it).
+pub fn run_reader(
+    source: Box<dyn std::io::Read + Send>,
+    cfg: SegmenterConfig,
+    tx: &Outbox,
+    stop: Arc<AtomicBool>,
+) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
+    let mut summary = SegmenterSummary::default();
+    let fail = |e, s: &SegmenterSummary| Err((e, s.clone()));
     let (tee, tee_state) = Tee::new(source);
     let opened = StreamIo::from_read(tee).and_then(|io| {
         let stop = stop.clone();
@@ -200,10 +209,15 @@ pub fn run(
                 program_date_time: t.program_date_time,
             };
             log::debug!(
-                "segment {} ready: {} s, {} bytes{}",
+                "segment {} ready: {} s, {} bytes{}{}",
                 ev.name,
                 format_secs(ev.duration),
                 ev.bytes,
+                if t.discontinuity {
+                    ", after a discontinuity"
+                } else {
+                    ""
+                },
                 if t.forced {
                     ", no keyframe at its start"
                 } else {
@@ -395,4 +409,49 @@ fn programs(ictx: &Input) -> Vec<(u16, Vec<usize>)> {
         }
     }
     out
+}
+
+/// Segments `data` held in memory into `spool` with 1 s targets and returns
+/// the segments cut, checking what must hold for any input: every segment
+/// file exists with the size announced, whole TS packets, and durations are
+/// not negative. For the fuzzer and its regression tests.
+pub fn segment_in_memory(
+    data: &[u8],
+    spool: &std::path::Path,
+) -> Result<Vec<SegmentReady>, SegmenterError> {
+    let (outbox, inbox) = crate::channel::bounded(1 << 16);
+    let cfg = SegmenterConfig {
+        input: "memory".into(),
+        target: TICKS_PER_SECOND,
+        max_segment: 4 * TICKS_PER_SECOND,
+        spool: spool.to_path_buf(),
+        segment_prefix: "fuzz".into(),
+        first_sequence: 1,
+        first_discontinuity: false,
+        program: None,
+        input_timeout: None,
+        clock: Box::new(chrono::Utc::now),
+    };
+    let source = Box::new(std::io::Cursor::new(data.to_vec()));
+    let result = run_reader(source, cfg, &outbox, Arc::new(AtomicBool::new(false)));
+    drop(outbox);
+    let mut segments = Vec::new();
+    while let crate::channel::Received::Segment(seg) = inbox.try_recv() {
+        let len = std::fs::metadata(&seg.path).map(|m| m.len()).ok();
+        assert_eq!(
+            len,
+            Some(seg.bytes),
+            "{} holds what was announced",
+            seg.name
+        );
+        assert_eq!(
+            seg.bytes % ts::PACKET_SIZE as u64,
+            0,
+            "{} is whole packets",
+            seg.name
+        );
+        assert!(seg.duration >= 0, "{} has a duration", seg.name);
+        segments.push(seg);
+    }
+    result.map(|_| segments).map_err(|(e, _)| e)
 }

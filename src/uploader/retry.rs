@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use super::store::{BoxFuture, ErrorKind, StoreError};
 
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct Retrier {
     stats: Arc<RetryStats>,
     /// Set once the store has given any answer.
     reached: Arc<AtomicBool>,
+    /// Rung when a request succeeds: the store is back, so requests waiting
+    /// to retry go at once instead of sleeping out their backoff.
+    recovered: Arc<Notify>,
 }
 
 impl Retrier {
@@ -54,6 +59,7 @@ impl Retrier {
             policy,
             stats: Arc::default(),
             reached: Arc::default(),
+            recovered: Arc::default(),
         }
     }
 
@@ -89,6 +95,7 @@ impl Retrier {
             let err = match result {
                 Ok(v) => {
                     self.reached.store(true, Ordering::Relaxed);
+                    self.recovered.notify_waiters();
                     if attempt > 1 {
                         log::info!("{what}: done after {attempt} attempts");
                     }
@@ -116,8 +123,11 @@ impl Retrier {
             } else {
                 log::debug!("{what}: attempt {attempt} failed: {err}; retrying in {wait:?}");
             }
-            tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(self.policy.max_delay);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => delay = (delay * 2).min(self.policy.max_delay),
+                // another request just succeeded: retry now, backoff reset
+                _ = self.recovered.notified() => delay = self.policy.base_delay,
+            }
         }
     }
 }
@@ -202,6 +212,31 @@ mod tests {
         r.run("put a", failing(vec![])).await.unwrap();
         let op = failing(vec![ErrorKind::Unreachable; 10]);
         assert_eq!(r.run("put b", op).await.unwrap(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_elsewhere_wakes_requests_waiting_to_retry() {
+        let r = Retrier::new(RetryPolicy {
+            max_delay: Duration::from_secs(60),
+            ..policy()
+        });
+        r.run("warm up", failing(vec![])).await.unwrap();
+        let start = tokio::time::Instant::now();
+        // fails long enough to be sleeping for seconds between attempts
+        let slow = r.run("long outage", failing(vec![ErrorKind::Unreachable; 8]));
+        let other = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            r.run("recovered", failing(vec![])).await.unwrap();
+            start.elapsed()
+        };
+        let (result, recovered_at) = tokio::join!(slow, other);
+        assert_eq!(result.unwrap(), 8);
+        let done = start.elapsed();
+        // without the wake-up the 8th retry alone would wait 6.4 to 12.8 s
+        assert!(
+            done < recovered_at + Duration::from_secs(2),
+            "{done:?} vs {recovered_at:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
