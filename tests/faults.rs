@@ -349,8 +349,9 @@ fn three_minutes_of_faults_and_an_outage_lose_nothing() {
     let steady: Vec<u64> = samples.iter().filter(|s| s.0 > 20.0).map(|s| s.1).collect();
     let (low, high) = (*steady.iter().min().unwrap(), *steady.iter().max().unwrap());
     let peak_fds = samples.iter().map(|s| s.2).max().unwrap();
-    assert!(high < 200_000, "peak RssAnon {high} kB");
-    assert!(high - low < 40_000, "RssAnon grew from {low} to {high} kB");
+    // (a packet leak once showed here as 15 to 38 MB over 22 MB of input)
+    assert!(high < 64_000, "peak RssAnon {high} kB");
+    assert!(high - low < 12_000, "RssAnon grew from {low} to {high} kB");
 
     if std::env::var("FAULT_TEST_DUMP").is_ok() {
         let mut sorted = log.clone();

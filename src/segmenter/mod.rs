@@ -233,8 +233,10 @@ pub fn run_reader(
     };
 
     let mut ended_by: Option<SegmenterError> = None;
-    let mut packet = ffmpeg::Packet::empty();
     loop {
+        // a fresh packet each time: av_read_frame does not release what a
+        // reused packet still holds, and dropping a packet unreferences it
+        let mut packet = ffmpeg::Packet::empty();
         match packet.read(&mut ictx) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
