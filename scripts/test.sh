@@ -8,4 +8,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh --test
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+rm -f target/fault-report.txt
 cargo test --all-targets --locked
+# the fault test's figures (faults injected, retries, catch-up, memory)
+if [ -f target/fault-report.txt ]; then
+  echo "--- target/fault-report.txt"
+  cat target/fault-report.txt
+fi

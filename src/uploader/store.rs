@@ -162,8 +162,13 @@ impl LocalDirStore {
             .expect("keys end in a name")
             .to_string_lossy();
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp); // left by a crash
         let written = match body {
-            Body::File(src) => fs::copy(src, &tmp).map(|_| ()),
+            // a spool file is never changed once complete: on the same file
+            // system, a second name for it costs no copy
+            Body::File(src) => {
+                fs::hard_link(src, &tmp).or_else(|_| fs::copy(src, &tmp).map(|_| ()))
+            }
             Body::Bytes(b) => fs::write(&tmp, b.as_slice()),
         };
         if let Err(e) = written.and_then(|_| fs::rename(&tmp, &path)) {
