@@ -6,6 +6,7 @@
 //! input's own transport stream bytes, cut at PES boundaries by the
 //! [`router::Router`]. Nothing is re-muxed.
 
+mod avio;
 pub mod avlog;
 pub mod cutter;
 pub mod router;
@@ -20,14 +21,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ffmpeg_next as ffmpeg;
-use ffmpeg_next::format::context::{Input, StreamIo};
+use ffmpeg_next::format::context::Input;
 use ffmpeg_next::media::Type as Media;
 
 use crate::channel::Outbox;
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
+use router::{lock, InputBuffer};
 use router::{ClosedSegment, Router};
-use source::{Tee, TeeState};
 
 /// A segment file that is complete in the spool directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,22 +135,17 @@ pub fn run_reader(
 ) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
     let mut summary = SegmenterSummary::default();
     let fail = |e, s: &SegmenterSummary| Err((e, s.clone()));
-    let (tee, tee_state) = Tee::new(source);
-    let opened = StreamIo::from_read(tee).and_then(|io| {
-        let stop = stop.clone();
-        ffmpeg::format::input_from_stream_with_interrupt(io, None, None, move || {
-            stop.load(Ordering::Relaxed)
-        })
-    });
-    let mut ictx = match opened {
-        Ok(ictx) => ictx,
-        Err(e) => return fail(open_error(e, &tee_state, &cfg.input), &summary),
+    let input = InputBuffer::shared();
+    let mut opened = match avio::open(source, input.clone(), stop.clone()) {
+        Ok(opened) => opened,
+        Err(e) => return fail(open_error(e, &input, &cfg.input), &summary),
     };
+    let ictx = opened.input();
     let format = ictx.format().name().to_string();
     if format != "mpegts" {
         return fail(SegmenterError::NotTransportStream(format), &summary);
     }
-    let (program, streams) = match select_program(&ictx, cfg.program) {
+    let (program, streams) = match select_program(ictx, cfg.program) {
         Ok(v) => v,
         Err(e) => return fail(e, &summary),
     };
@@ -188,8 +184,8 @@ pub fn run_reader(
         &cfg.spool,
         Box::new(move |n| segment_name(&prefix, n)),
         program,
+        input.clone(),
     );
-    let mut chunk = Vec::new();
     let send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
         for c in closed {
             let Some(t) = c.timing else {
@@ -237,23 +233,21 @@ pub fn run_reader(
         // a fresh packet each time: av_read_frame does not release what a
         // reused packet still holds, and dropping a packet unreferences it
         let mut packet = ffmpeg::Packet::empty();
-        match packet.read(&mut ictx) {
+        match packet.read(ictx) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
             Err(e) => {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let tee_err = lock(&tee_state).error.take();
-                ended_by = Some(SegmenterError::Read(match tee_err {
+                let read_err = lock(&input).error.take();
+                ended_by = Some(SegmenterError::Read(match read_err {
                     Some(io) => io.to_string(),
                     None => e.to_string(),
                 }));
                 break;
             }
         }
-        take_bytes(&tee_state, &mut chunk);
-        router.push_bytes(&chunk);
         let index = packet.stream();
         let Some(meta) = streams.get(index).filter(|s| s.selected) else {
             continue;
@@ -282,9 +276,7 @@ pub fn run_reader(
             return fail(e, &summary);
         }
     }
-    take_bytes(&tee_state, &mut chunk);
-    router.push_bytes(&chunk);
-    summary.bytes_in = lock(&tee_state).total;
+    summary.bytes_in = lock(&input).total;
     let last = match router.finish(cutter.finish()) {
         Ok(last) => last,
         Err(e) => {
@@ -316,17 +308,8 @@ pub fn run_reader(
     }
 }
 
-fn lock(state: &Mutex<TeeState>) -> std::sync::MutexGuard<'_, TeeState> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn take_bytes(state: &Mutex<TeeState>, chunk: &mut Vec<u8>) {
-    chunk.clear();
-    std::mem::swap(&mut lock(state).bytes, chunk);
-}
-
-fn open_error(e: ffmpeg::Error, tee: &Mutex<TeeState>, input: &str) -> SegmenterError {
-    let mut state = lock(tee);
+fn open_error(e: ffmpeg::Error, buffer: &Mutex<InputBuffer>, input: &str) -> SegmenterError {
+    let mut state = lock(buffer);
     if let Some(io) = state.error.take() {
         return SegmenterError::Open {
             input: input.to_string(),

@@ -12,8 +12,9 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::cutter::{Cut, SegmentTiming};
 use super::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
@@ -22,7 +23,85 @@ const PIDS: usize = 8192;
 /// Packets routed after a cut before the old segment is closed even if some
 /// stream's PES is still unfinished.
 const MAX_LAG_PACKETS: u32 = 8192;
-const WRITE_BUFFER: usize = 1 << 20;
+/// Longest run of input bytes held back before it is written out.
+const MAX_RUN: u64 = 1 << 20;
+
+/// The raw input: bytes are read straight into it, routed where they lie,
+/// and written from it to the segment files, so each byte is copied once in
+/// user space (into libav's buffer). Bytes before `keep` are no longer
+/// needed, and the space they took is reused.
+#[derive(Default)]
+pub struct InputBuffer {
+    data: Vec<u8>,
+    filled: usize,
+    /// Where the router has got to.
+    read: usize,
+    /// The oldest byte still needed (`read`, or the start of a run not yet
+    /// written).
+    keep: usize,
+    /// Input offset of `data[0]`.
+    base: u64,
+    /// Bytes received in all.
+    pub total: u64,
+    /// The read error that ended the input, if any.
+    pub error: Option<io::Error>,
+}
+
+impl InputBuffer {
+    pub fn shared() -> Arc<Mutex<InputBuffer>> {
+        Arc::new(Mutex::new(InputBuffer::default()))
+    }
+
+    /// Room for at least `min` more bytes, to fill and then [`commit`](Self::commit).
+    pub fn spare(&mut self, min: usize) -> &mut [u8] {
+        if self.data.len() - self.filled < min && self.keep > 0 {
+            self.data.copy_within(self.keep..self.filled, 0);
+            self.base += self.keep as u64;
+            self.filled -= self.keep;
+            self.read -= self.keep;
+            self.keep = 0;
+        }
+        if self.data.len() - self.filled < min {
+            let size = (self.filled + min).max(2 * self.data.len()).max(1 << 20);
+            self.data.resize(size, 0);
+        }
+        &mut self.data[self.filled..]
+    }
+
+    /// Counts `n` bytes written into [`spare`](Self::spare) as received.
+    pub fn commit(&mut self, n: usize) {
+        self.filled += n;
+        self.total += n as u64;
+    }
+
+    /// Appends bytes (for tests and in-memory callers).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.commit(bytes.len());
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.data[self.read..self.filled]
+    }
+
+    fn offset(&self) -> u64 {
+        self.base + self.read as u64
+    }
+
+    /// The bytes at input offsets `start..end`.
+    fn slice(&self, start: u64, end: u64) -> &[u8] {
+        &self.data[(start - self.base) as usize..(end - self.base) as usize]
+    }
+}
+
+/// Whether `rest` starts with a packet in sync (and the next, if there).
+fn in_sync(rest: &[u8]) -> bool {
+    rest[0] == ts::SYNC_BYTE && (rest.len() < 2 * PACKET_SIZE || rest[PACKET_SIZE] == ts::SYNC_BYTE)
+}
+
+pub fn lock(input: &Mutex<InputBuffer>) -> MutexGuard<'_, InputBuffer> {
+    input.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PidKind {
@@ -61,22 +140,50 @@ struct SegmentFile {
     sequence: u64,
     part: PathBuf,
     path: PathBuf,
-    writer: BufWriter<File>,
+    file: File,
+    /// Input bytes `start..end` that go next into this file, not yet written.
+    run: Option<(u64, u64)>,
     bytes: u64,
     timing: Option<SegmentTiming>,
 }
 
 impl SegmentFile {
-    fn write(&mut self, pkt: &[u8]) -> io::Result<()> {
-        self.bytes += pkt.len() as u64;
-        self.writer.write_all(pkt)
+    /// Adds the input packet at `offset`, unchanged.
+    fn write_input(&mut self, offset: u64, input: &InputBuffer) -> io::Result<()> {
+        self.bytes += PACKET_SIZE as u64;
+        let end = offset + PACKET_SIZE as u64;
+        match &mut self.run {
+            Some(run) if run.1 == offset => run.1 = end,
+            _ => {
+                self.flush(input)?;
+                self.run = Some((offset, end));
+            }
+        }
+        if self.run.is_some_and(|(start, end)| end - start >= MAX_RUN) {
+            self.flush(input)?;
+        }
+        Ok(())
     }
 
-    /// Flushes and closes the file; it stays `.part` until the segmenter
-    /// finalizes it (see [`super::spool::finalize`]).
-    fn close(self) -> io::Result<ClosedSegment> {
-        let file = self.writer.into_inner().map_err(|e| e.into_error())?;
-        drop(file);
+    /// Adds bytes that are not in the input as they are (rewritten tables).
+    fn write_bytes(&mut self, bytes: &[u8], input: &InputBuffer) -> io::Result<()> {
+        self.flush(input)?;
+        self.bytes += bytes.len() as u64;
+        self.file.write_all(bytes)
+    }
+
+    fn flush(&mut self, input: &InputBuffer) -> io::Result<()> {
+        match self.run.take() {
+            Some((start, end)) => self.file.write_all(input.slice(start, end)),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what is pending and closes the file; it stays `.part` until
+    /// the segmenter finalizes it (see [`super::spool::finalize`]).
+    fn close(mut self, input: &InputBuffer) -> io::Result<ClosedSegment> {
+        self.flush(input)?;
+        drop(self.file);
         Ok(ClosedSegment {
             sequence: self.sequence,
             part: self.part,
@@ -106,10 +213,7 @@ pub struct Router {
     spool: PathBuf,
     name: Box<dyn Fn(u64) -> String + Send>,
     program: Option<u16>,
-    buf: Vec<u8>,
-    /// Input offset of `buf[0]`.
-    buf_offset: u64,
-    read: usize,
+    input: Arc<Mutex<InputBuffer>>,
     kinds: Vec<PidKind>,
     pids: Vec<PidState>,
     pat: SectionCollector,
@@ -135,6 +239,7 @@ impl Router {
         spool: &Path,
         name: Box<dyn Fn(u64) -> String + Send>,
         program: Option<u16>,
+        input: Arc<Mutex<InputBuffer>>,
     ) -> Self {
         let mut kinds = vec![PidKind::Drop; PIDS];
         kinds[usize::from(PAT_PID)] = PidKind::Pat;
@@ -142,9 +247,7 @@ impl Router {
             spool: spool.to_path_buf(),
             name,
             program,
-            buf: Vec::with_capacity(1 << 20),
-            buf_offset: 0,
-            read: 0,
+            input,
             kinds,
             pids: vec![PidState::default(); PIDS],
             pat: SectionCollector::default(),
@@ -163,14 +266,10 @@ impl Router {
         }
     }
 
-    /// Appends raw input bytes.
+    /// Appends raw input bytes (the segmenter reads them into the shared
+    /// [`InputBuffer`] instead).
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        if self.read > 0 && self.read >= self.buf.len() / 2 {
-            self.buf.drain(..self.read);
-            self.buf_offset += self.read as u64;
-            self.read = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        lock(&self.input).push(bytes);
     }
 
     /// Queues a cut; cuts must come in increasing position order.
@@ -180,31 +279,47 @@ impl Router {
 
     /// Routes every complete packet that starts before input offset `limit`.
     pub fn route_until(&mut self, limit: u64) -> io::Result<()> {
+        let shared = self.input.clone();
+        let mut input = lock(&shared);
+        let result = self.route_while(&mut input, |input| input.offset() < limit, false);
+        self.release(&mut input);
+        result
+    }
+
+    /// Routes packets while `more` holds and whole packets are there.
+    fn route_while(
+        &mut self,
+        input: &mut InputBuffer,
+        more: impl Fn(&InputBuffer) -> bool,
+        at_end: bool,
+    ) -> io::Result<()> {
         loop {
-            let offset = self.buf_offset + self.read as u64;
-            if offset >= limit || self.buf.len() - self.read < PACKET_SIZE {
+            if !more(input) || input.unread().len() < PACKET_SIZE {
                 return Ok(());
             }
-            if !self.in_sync() {
-                if !self.resync(false) {
+            if !in_sync(input.unread()) {
+                if !self.resync(input, at_end) {
                     return Ok(());
                 }
                 continue;
             }
-            self.route_one(offset)?;
+            self.route_one(input)?;
         }
     }
 
-    fn in_sync(&self) -> bool {
-        let rest = &self.buf[self.read..];
-        rest[0] == ts::SYNC_BYTE
-            && (rest.len() < 2 * PACKET_SIZE || rest[PACKET_SIZE] == ts::SYNC_BYTE)
+    /// Tells the input buffer which bytes are still needed.
+    fn release(&self, input: &mut InputBuffer) {
+        let runs = [&self.current, &self.old]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.run.map(|r| (r.0 - input.base) as usize));
+        input.keep = runs.fold(input.read, usize::min);
     }
 
     /// Skips to the next position where packets are in sync. Returns false
     /// when more data is needed to find it.
-    fn resync(&mut self, at_end: bool) -> bool {
-        let rest = &self.buf[self.read..];
+    fn resync(&mut self, input: &mut InputBuffer, at_end: bool) -> bool {
+        let rest = input.unread();
         let skip = match ts::find_sync(&rest[1..], 3) {
             Some(i) => i + 1,
             None if at_end => rest.len(),
@@ -215,22 +330,24 @@ impl Router {
         if self.stats.unsynced_bytes == 0 {
             log::warn!(
                 "input is out of packet sync at byte {}: skipping to the next sync byte",
-                self.buf_offset + self.read as u64
+                input.offset()
             );
         }
         self.stats.unsynced_bytes += skip as u64;
-        self.read += skip;
+        input.read += skip;
         true
     }
 
-    fn route_one(&mut self, offset: u64) -> io::Result<()> {
+    fn route_one(&mut self, input: &mut InputBuffer) -> io::Result<()> {
+        let offset = input.offset();
         while self.cuts.front().is_some_and(|c| c.pos <= offset) {
             let cut = self.cuts.pop_front().expect("checked");
-            self.apply_cut(cut)?;
+            self.apply_cut(cut, input)?;
         }
         let mut pkt = [0u8; PACKET_SIZE];
-        pkt.copy_from_slice(&self.buf[self.read..self.read + PACKET_SIZE]);
-        self.read += PACKET_SIZE;
+        pkt.copy_from_slice(&input.unread()[..PACKET_SIZE]);
+        input.read += PACKET_SIZE;
+        let input = &*input;
         let Some(hdr) = ts::parse_header(&pkt) else {
             self.stats.error_packets += 1;
             if self.stats.error_packets == 1 {
@@ -249,7 +366,7 @@ impl Router {
                 if let Some((section, packets)) = self.pat.push(&pkt, &hdr) {
                     self.on_pat(&section, packets);
                     for mut p in self.pat_packets.clone() {
-                        self.write_psi(&mut p, hdr.pid)?;
+                        self.write_psi(&mut p, hdr.pid, input)?;
                     }
                 }
             }
@@ -257,16 +374,16 @@ impl Router {
                 if let Some((section, packets)) = self.pmt.push(&pkt, &hdr) {
                     self.on_pmt(&section, packets);
                 }
-                self.write_psi(&mut pkt, hdr.pid)?;
+                self.write_psi(&mut pkt, hdr.pid, input)?;
             }
             PidKind::Pcr => match self.current.as_mut() {
-                Some(cur) => cur.write(&pkt)?,
+                Some(cur) => cur.write_input(offset, input)?,
                 None => self.stats.dropped_packets += 1,
             },
-            PidKind::Es => self.write_es(&pkt, &hdr)?,
+            PidKind::Es => self.write_es(&pkt, &hdr, offset, input)?,
         }
         if self.old.is_some() && (self.laggards.is_empty() || self.since_cut > MAX_LAG_PACKETS) {
-            self.close_old()?;
+            self.close_old(input)?;
         }
         Ok(())
     }
@@ -323,7 +440,12 @@ impl Router {
         self.pmt_packets = packets;
     }
 
-    fn write_psi(&mut self, pkt: &mut [u8; PACKET_SIZE], pid: u16) -> io::Result<()> {
+    fn write_psi(
+        &mut self,
+        pkt: &mut [u8; PACKET_SIZE],
+        pid: u16,
+        input: &InputBuffer,
+    ) -> io::Result<()> {
         let Some(cur) = self.current.as_mut() else {
             self.stats.dropped_packets += 1;
             return Ok(());
@@ -331,10 +453,16 @@ impl Router {
         let state = &mut self.pids[usize::from(pid)];
         ts::set_continuity(pkt, state.out_cc);
         state.out_cc = (state.out_cc + 1) & 0x0f;
-        cur.write(pkt)
+        cur.write_bytes(pkt, input)
     }
 
-    fn write_es(&mut self, pkt: &[u8; PACKET_SIZE], hdr: &Header) -> io::Result<()> {
+    fn write_es(
+        &mut self,
+        pkt: &[u8; PACKET_SIZE],
+        hdr: &Header,
+        offset: u64,
+        input: &InputBuffer,
+    ) -> io::Result<()> {
         let Some(current) = self.current.as_ref().map(|c| c.sequence) else {
             self.stats.dropped_packets += 1;
             return Ok(());
@@ -362,7 +490,7 @@ impl Router {
             .filter(|o| lagging && state.segment == Some(o.sequence));
         match old {
             Some(old) => {
-                old.write(pkt)?;
+                old.write_input(offset, input)?;
                 if state.pes_remaining == Some(0) {
                     state.segment = Some(current);
                     self.laggards.retain(|&p| p != hdr.pid);
@@ -376,15 +504,18 @@ impl Router {
                 if hdr.pusi {
                     self.laggards.retain(|&p| p != hdr.pid);
                 }
-                self.current.as_mut().expect("checked").write(pkt)?;
+                self.current
+                    .as_mut()
+                    .expect("checked")
+                    .write_input(offset, input)?;
             }
         }
         Ok(())
     }
 
-    fn apply_cut(&mut self, cut: Cut) -> io::Result<()> {
+    fn apply_cut(&mut self, cut: Cut, input: &InputBuffer) -> io::Result<()> {
         if self.old.is_some() {
-            self.close_old()?;
+            self.close_old(input)?;
         }
         let name = (self.name)(cut.sequence);
         let path = self.spool.join(&name);
@@ -394,7 +525,8 @@ impl Router {
             sequence: cut.sequence,
             part,
             path,
-            writer: BufWriter::with_capacity(WRITE_BUFFER, file),
+            file,
+            run: None,
             bytes: 0,
             timing: None,
         };
@@ -415,7 +547,7 @@ impl Router {
             let state = &mut self.pids[usize::from(pid)];
             ts::set_continuity(&mut pkt, state.out_cc);
             state.out_cc = (state.out_cc + 1) & 0x0f;
-            next.write(&pkt)?;
+            next.write_bytes(&pkt, input)?;
         }
         if let Some(mut prev) = self.current.take() {
             prev.timing = cut.closed;
@@ -434,12 +566,12 @@ impl Router {
         }
         self.current = Some(next);
         if self.laggards.is_empty() {
-            self.close_old()?;
+            self.close_old(input)?;
         }
         Ok(())
     }
 
-    fn close_old(&mut self) -> io::Result<()> {
+    fn close_old(&mut self, input: &InputBuffer) -> io::Result<()> {
         if let Some(old) = self.old.take() {
             if !self.laggards.is_empty() {
                 self.stats.forced_closes += 1;
@@ -450,7 +582,7 @@ impl Router {
                 );
                 self.laggards.clear();
             }
-            self.closed.push(old.close()?);
+            self.closed.push(old.close(input)?);
         }
         Ok(())
     }
@@ -463,30 +595,24 @@ impl Router {
     /// Routes everything left and closes the open segments; `last` is the
     /// timing of the segment that was open at the end.
     pub fn finish(&mut self, last: Option<SegmentTiming>) -> io::Result<Vec<ClosedSegment>> {
-        loop {
-            let rest = self.buf.len() - self.read;
-            if rest < PACKET_SIZE {
-                if rest > 0 {
-                    self.stats.truncated_bytes = rest as u64;
-                    self.read = self.buf.len();
-                }
-                break;
-            }
-            if !self.in_sync() {
-                self.resync(true);
-                continue;
-            }
-            self.route_one(self.buf_offset + self.read as u64)?;
+        let shared = self.input.clone();
+        let mut input = lock(&shared);
+        self.route_while(&mut input, |_| true, true)?;
+        let rest = input.unread().len();
+        if rest > 0 {
+            self.stats.truncated_bytes = rest as u64;
+            input.read = input.filled;
         }
         // cuts past the end of the data still open their segments
         while let Some(cut) = self.cuts.pop_front() {
-            self.apply_cut(cut)?;
+            self.apply_cut(cut, &input)?;
         }
-        self.close_old()?;
+        self.close_old(&input)?;
         if let Some(mut cur) = self.current.take() {
             cur.timing = last;
-            self.closed.push(cur.close()?);
+            self.closed.push(cur.close(&input)?);
         }
+        self.release(&mut input);
         Ok(self.take_closed())
     }
 
@@ -513,7 +639,12 @@ mod tests {
     use super::*;
 
     fn router(dir: &Path) -> Router {
-        Router::new(dir, Box::new(|n| format!("seg-{n:05}.ts")), None)
+        Router::new(
+            dir,
+            Box::new(|n| format!("seg-{n:05}.ts")),
+            None,
+            InputBuffer::shared(),
+        )
     }
 
     fn cut(pos: u64, sequence: u64) -> Cut {

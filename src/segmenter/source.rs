@@ -1,12 +1,11 @@
-//! Where the input bytes come from, and the tee that hands a copy of every
-//! byte that libav reads to the router.
+//! Where the input bytes come from: standard input, a file, or a URL.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ffmpeg_next::ffi;
@@ -182,52 +181,5 @@ impl Drop for UrlSource {
     fn drop(&mut self) {
         // SAFETY: ctx was opened by avio_open2 and is closed once.
         unsafe { ffi::avio_closep(&mut self.ctx) };
-    }
-}
-
-/// What the tee saw.
-#[derive(Default)]
-pub struct TeeState {
-    /// Bytes read since the segmenter last took them.
-    pub bytes: Vec<u8>,
-    /// The read error that ended the input, if any.
-    pub error: Option<io::Error>,
-    pub total: u64,
-}
-
-/// Reads from a source and keeps a copy of every byte for the router.
-pub struct Tee {
-    inner: Box<dyn Read + Send>,
-    state: Arc<Mutex<TeeState>>,
-}
-
-impl Tee {
-    pub fn new(inner: Box<dyn Read + Send>) -> (Self, Arc<Mutex<TeeState>>) {
-        let state = Arc::new(Mutex::new(TeeState::default()));
-        (
-            Tee {
-                inner,
-                state: state.clone(),
-            },
-            state,
-        )
-    }
-}
-
-impl Read for Tee {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.inner.read(buf);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &result {
-            Ok(n) => {
-                state.bytes.extend_from_slice(&buf[..*n]);
-                state.total += *n as u64;
-            }
-            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
-                state.error = Some(io::Error::new(e.kind(), e.to_string()));
-            }
-            Err(_) => {}
-        }
-        result
     }
 }
