@@ -15,7 +15,8 @@ done
 
 GARAGE_VERSION=2.5.0
 PACKAGES=(ffmpeg libavformat-dev libavcodec-dev libavutil-dev libavfilter-dev libavdevice-dev
-          libswscale-dev libswresample-dev pkg-config clang libclang-dev curl ca-certificates)
+          libswscale-dev libswresample-dev pkg-config clang libclang-dev curl ca-certificates
+          python3 time valgrind)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

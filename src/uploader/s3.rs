@@ -111,10 +111,13 @@ impl Store for S3Store {
     fn put(&self, key: String, body: Body, meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>> {
         let me = self.clone();
         Box::pin(async move {
+            // a segment is read whole (a few MB, at most --concurrency at
+            // once): signing hashes the body before sending it, and a file
+            // stream would be read twice through tokio's blocking pool
             let stream = match &body {
-                Body::File(path) => ByteStream::from_path(path).await.map_err(|e| {
+                Body::File(path) => ByteStream::from(std::fs::read(path).map_err(|e| {
                     StoreError::permanent(format!("reading {}: {e}", path.display()))
-                })?,
+                })?),
                 Body::Bytes(b) => ByteStream::from(b.to_vec()),
             };
             me.client

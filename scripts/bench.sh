@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Benchmarks live_upload against ffmpeg's own HLS muxer on this machine and
+# writes the figures into BENCHMARKS.md (between the bench markers):
+#   1. segmenting cost: CPU (user+sys) and wall time for 10 min of 720p30 4 Mbps
+#      and of 1080p60 12 Mbps, live_upload vs `ffmpeg -c copy -f hls`, median of
+#      RUNS runs each, alternating;
+#   2. publish latency to Garage (segment cut -> playlist listing it readable)
+#      beside a baseline of bare PUTs through the same client;
+#   3. memory over an hour of media at full speed (scripts/longrun.sh 1);
+#   4. CPU of live_upload while a 720p30 stream arrives at real speed;
+#   and a callgrind profile of the segmenting path.
+# Usage: scripts/bench.sh   (RUNS=5 MINUTES=10 LIVE_SECONDS=120 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+runs=${RUNS:-5}
+minutes=${MINUTES:-10}
+live=${LIVE_SECONDS:-120}
+scripts/setup.sh --test
+cargo build --release --locked --quiet --bin live_upload --example put_baseline
+bin=target/release/live_upload
+out=target/bench
+mkdir -p "$out"
+q=(-hide_banner -loglevel error -y)
+
+# --- inputs: one encoded minute, looped with continuous timestamps ---------
+make_input() { # name size rate bitrate gop
+  local name=$1 size=$2 rate=$3 rate_bits=$4 gop=$5
+  [ -s "$out/$name-$minutes.ts" ] && return
+  if [ ! -s "$out/$name-1min.ts" ]; then
+  echo "bench: encoding $name"
+  ffmpeg "${q[@]}" -f lavfi -i "testsrc2=size=$size:rate=$rate" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 60 \
+    -c:v libx264 -preset veryfast -b:v "$rate_bits" -maxrate "$rate_bits" -bufsize "$rate_bits" \
+    -g "$gop" -keyint_min "$gop" -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 128k \
+    -f mpegts "$out/$name-1min.ts"
+  fi
+  ffmpeg "${q[@]}" -stream_loop $((minutes - 1)) -i "$out/$name-1min.ts" -c copy \
+    -f mpegts "$out/$name-$minutes.ts"
+}
+make_input in720 1280x720 30 4M 60
+make_input in1080 1920x1080 60 12M 120
+make_input live720 1280x720 30 4M 30   # 1 s keyframes, for the latency run
+
+# --- 1. segmenting cost ----------------------------------------------------
+: > "$out/segmenting.csv"
+work=$(mktemp -d /tmp/live_upload-bench.XXXXXX)
+trap 'rm -rf "$work"; scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true' EXIT
+timed() { # label input command...
+  local label=$1 input=$2
+  shift 2
+  rm -rf "$work/run" && mkdir -p "$work/run/spool" "$work/run/ff"
+  /usr/bin/time -f "%U,%S,%e" -o "$work/time" "$@" >/dev/null 2>"$work/err" || {
+    cat "$work/err" >&2; exit 1; }
+  echo "$input,$label,$(cat "$work/time")" >> "$out/segmenting.csv"
+}
+for input in in720 in1080; do
+  for i in $(seq "$runs"); do
+    lu=(timed live_upload "$input" "$bin" "$out/$input-$minutes.ts" 6 "$work/run/spool" live index.m3u8 ""
+        "file://$work/run/www" bench -q)
+    ff=(timed ffmpeg "$input" ffmpeg -v error -i "$out/$input-$minutes.ts" -c copy -f hls -hls_time 6
+        -hls_list_size 5 "$work/run/ff/index.m3u8")
+    if [ $((i % 2)) -eq 1 ]; then "${lu[@]}"; "${ff[@]}"; else "${ff[@]}"; "${lu[@]}"; fi
+  done
+done
+
+# --- 2. publish latency against Garage --------------------------------------
+scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true
+rm -rf "$out/garage"
+WATCH_PID=$$ scripts/garage.sh start "$out/garage" > /dev/null
+set -a; . "$out/garage/env"; set +a
+prefix="latency-$(date +%s)"
+python3 scripts/bench_poll.py "$GARAGE_WEB" "$GARAGE_WEB_HOST" "$prefix/index.m3u8" > "$out/first_seen.csv" &
+poller=$!
+# pre-encoded input replayed at real speed, so no encoder competes for the cores
+ffmpeg "${q[@]}" -re -stream_loop -1 -i "$out/live720-1min.ts" -t "$live" -c copy -f mpegts - |
+  /usr/bin/time -f "%U,%S,%e" -o "$out/latency-cpu.txt" \
+    "$bin" - 1 "$work/lspool" live index.m3u8 "" live "$prefix" \
+    --endpoint-url "$GARAGE_S3" --path-style -v 2> "$out/latency.log"
+wait "$poller"
+size=$(awk '/ready:/ { for (i = 1; i <= NF; i++) if ($i == "bytes") print $(i-1) }' "$out/latency.log" |
+  sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+# the baseline runs under the same polling load as the measured run
+python3 scripts/bench_poll.py "$GARAGE_WEB" "$GARAGE_WEB_HOST" baseline/index.m3u8 > /dev/null &
+poller=$!
+target/release/examples/put_baseline live "$GARAGE_S3" "$size" 100 "$GARAGE_WEB" \
+  "$GARAGE_WEB_HOST" 1000 > "$out/baseline.txt"
+kill "$poller"
+
+# --- 4. real-time CPU into a local directory --------------------------------
+ffmpeg "${q[@]}" -re -stream_loop -1 -i "$out/in720-1min.ts" -t "$live" -c copy -f mpegts - |
+  /usr/bin/time -f "%U,%S,%e" -o "$out/realtime-cpu.txt" \
+    "$bin" - 6 "$work/rspool" live index.m3u8 "" "file://$work/rwww" live -q
+
+# --- 3. memory over an hour of media ----------------------------------------
+LONGRUN_DIR="$work/longrun" scripts/longrun.sh 1 > "$out/memory.md"
+
+# --- profile of the segmenting path (instruction counts, 1 minute of 720p) ---
+valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.live_upload" \
+  "$bin" "$out/in720-1min.ts" 6 "$work/pspool" live index.m3u8 "" "file://$work/pwww" p -q \
+  2> "$out/valgrind.log"
+valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.ffmpeg" \
+  ffmpeg -v error -i "$out/in720-1min.ts" -c copy -f hls -hls_time 6 -hls_list_size 5 \
+  "$work/pff.m3u8" 2>> "$out/valgrind.log"
+callgrind_annotate --inclusive=no "$out/callgrind.live_upload" > "$out/profile.txt" 2>/dev/null
+
+python3 scripts/bench_report.py "$out" "$minutes" "$runs" "$live"
