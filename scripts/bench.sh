@@ -44,7 +44,11 @@ make_input live720 1280x720 30 4M 30   # 1 s keyframes, for the latency run
 
 # --- 1. segmenting cost ----------------------------------------------------
 : > "$out/segmenting.csv"
-work=$(mktemp -d /tmp/live_upload-bench.XXXXXX)
+# outputs go to tmpfs, so that the kernel's writeback of gigabytes to disk
+# does not land on whichever run happens to trigger it
+tmp=/tmp
+[ -w /dev/shm ] && tmp=/dev/shm
+work=$(mktemp -d "$tmp/live_upload-bench.XXXXXX")
 trap 'rm -rf "$work"; scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true' EXIT
 timed() { # label input command...
   local label=$1 input=$2

@@ -30,7 +30,7 @@ add = lines.append
 # 1. segmenting cost
 rows = list(csv.reader(open(out / "segmenting.csv")))
 names = {"in720": "720p30 H.264+AAC, 4 Mbps", "in1080": "1080p60 H.264+AAC, 12 Mbps"}
-add(f"### Segmenting cost ({minutes} min of media into a local directory, median of {runs} runs each, alternating)")
+add(f"### Segmenting cost ({minutes} min of media into a local directory on tmpfs, median of {runs} runs each, alternating)")
 add("")
 add("| input | live_upload CPU (user+sys) | ffmpeg -c copy -f hls CPU | CPU ratio | live_upload wall | ffmpeg wall |")
 add("|---|---|---|---|---|---|")

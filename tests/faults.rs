@@ -14,51 +14,6 @@ use std::time::{Duration, Instant};
 use common::garage::{garage, Garage};
 use common::proxy::{Exchange, Faults, Proxy};
 
-/// A live encode at real speed on stdout: 320x240 test pattern and tone,
-/// a keyframe every second.
-fn live_source(seconds: u32, pattern: &str) -> Child {
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("{pattern}=size=320x240:rate=30"))
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-        ])
-        .arg(seconds.to_string())
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "mpegts",
-            "-",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// live_upload reading `source`, publishing through `endpoint`.
 fn uploader(
     g: &Garage,
@@ -190,25 +145,6 @@ impl Sampler {
     }
 }
 
-fn s3_client(g: &Garage) -> aws_sdk_s3::Client {
-    let creds = aws_sdk_s3::config::Credentials::new(
-        g.var("AWS_ACCESS_KEY_ID"),
-        g.var("AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "test",
-    );
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("garage"))
-            .endpoint_url(g.s3_url())
-            .force_path_style(true)
-            .credentials_provider(creds)
-            .build(),
-    )
-}
-
 /// Every segment object under `prefix`, with its bytes.
 fn stored_segments(g: &Garage, prefix: &str) -> HashMap<String, Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -216,7 +152,7 @@ fn stored_segments(g: &Garage, prefix: &str) -> HashMap<String, Vec<u8>> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = s3_client(g);
+        let client = g.s3_client();
         let mut out = HashMap::new();
         let mut token = None;
         loop {
@@ -269,7 +205,7 @@ fn three_minutes_of_faults_and_an_outage_lose_nothing() {
     let proxy = Proxy::with_faults(g.s3_url().trim_start_matches("http://"), faults.clone(), 42);
     let prefix = format!("faults-{}", std::process::id());
     let spool = tempfile::tempdir().unwrap();
-    let mut source = live_source(seconds, "testsrc2");
+    let mut source = common::live_source(seconds, "testsrc2");
     let started = Instant::now();
     let mut child = uploader(
         g,
@@ -441,7 +377,7 @@ fn a_killed_run_restarts_and_players_carry_on() {
     let key = format!("{prefix}/index.m3u8");
 
     // run 1: live, killed without warning after a few segments
-    let mut source = live_source(60, "testsrc2");
+    let mut source = common::live_source(60, "testsrc2");
     let mut first = uploader(
         g,
         &mut source,
@@ -488,7 +424,7 @@ fn a_killed_run_restarts_and_players_carry_on() {
     std::thread::sleep(Duration::from_secs(2));
 
     // run 2 on the same destination and spool: a new encode, new timestamps
-    let mut source = live_source(10, "smptebars");
+    let mut source = common::live_source(10, "smptebars");
     let mut second = uploader(
         g,
         &mut source,

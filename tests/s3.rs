@@ -88,24 +88,6 @@ fn feed(mut child: Child, data: &[u8], media_seconds: f64, paced: f64) -> (Optio
     (status.code(), reader.join().unwrap())
 }
 
-fn s3_client(g: &Garage) -> aws_sdk_s3::Client {
-    let creds = aws_sdk_s3::config::Credentials::new(
-        g.var("AWS_ACCESS_KEY_ID"),
-        g.var("AWS_SECRET_ACCESS_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("garage"))
-        .endpoint_url(g.s3_url())
-        .force_path_style(true)
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 /// Every object under `prefix`: key → (content type, cache control).
 fn objects(g: &Garage, prefix: &str) -> HashMap<String, (String, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -113,7 +95,7 @@ fn objects(g: &Garage, prefix: &str) -> HashMap<String, (String, String)> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = s3_client(g);
+        let client = g.s3_client();
         let listed = client
             .list_objects_v2()
             .bucket("live")

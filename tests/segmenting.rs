@@ -270,31 +270,7 @@ fn no_program_date_time_and_keep_spool() {
 fn sigterm_ends_the_stream_cleanly_with_endlist() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut source = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=30",
-            "-t",
-            "60",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "15",
-            "-f",
-            "mpegts",
-            "-",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut source = live_source(60, "testsrc2");
     let mut child = Command::new(BIN)
         .arg("-")
         .arg("1")
@@ -397,7 +373,6 @@ fn bad_command_lines_exit_2_with_one_line() {
 #[test]
 fn a_read_error_publishes_what_arrived_and_exits_3() {
     use std::io::Write;
-    use std::os::fd::AsRawFd;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.ts");
     make_av(&input, 12, 30, &[]);
@@ -418,20 +393,7 @@ fn a_read_error_publishes_what_arrived_and_exits_3() {
         conn.flush().unwrap();
         std::thread::sleep(Duration::from_millis(500));
         // close with a reset, as a dying encoder or network does
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt on an open socket with a correctly sized value.
-        unsafe {
-            libc::setsockopt(
-                conn.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
+        reset(&conn);
     });
     let out_dir = dir.path().join("out");
     let output = Command::new(BIN)

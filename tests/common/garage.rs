@@ -109,6 +109,26 @@ impl Garage {
         )
     }
 
+    /// An S3 client for checking what was stored, straight to the server.
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        let creds = aws_sdk_s3::config::Credentials::new(
+            self.var("AWS_ACCESS_KEY_ID"),
+            self.var("AWS_SECRET_ACCESS_KEY"),
+            None,
+            None,
+            "test",
+        );
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::new()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("garage"))
+                .endpoint_url(self.s3_url())
+                .force_path_style(true)
+                .credentials_provider(creds)
+                .build(),
+        )
+    }
+
     /// A run of `garage` against this node.
     pub fn admin(&self, args: &[&str]) -> Output {
         Command::new("garage")

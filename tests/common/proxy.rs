@@ -5,8 +5,7 @@
 //! blackout for a while.
 
 use std::io::{BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -141,25 +140,6 @@ impl Drop for Proxy {
     }
 }
 
-/// Closes a connection with a TCP reset, as a failing network does.
-fn reset(conn: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on an open socket with a correctly sized value.
-    unsafe {
-        libc::setsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    let _ = conn.shutdown(Shutdown::Both);
-}
-
 enum Fate {
     Forward,
     Error(u16, &'static str),
@@ -231,7 +211,7 @@ fn serve(client: TcpStream, shared: &Shared) {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 record(0, sent);
-                reset(&client);
+                super::reset(&client);
                 return;
             }
             Fate::Error(status, code) => {
