@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,8 +23,8 @@ const PIDS: usize = 8192;
 /// Packets routed after a cut before the old segment is closed even if some
 /// stream's PES is still unfinished.
 const MAX_LAG_PACKETS: u32 = 8192;
-/// Longest run of input bytes held back before it is written out.
-const MAX_RUN: u64 = 1 << 20;
+/// Bytes held back per segment file before they are written out together.
+const MAX_PENDING: u64 = 1 << 20;
 
 /// The raw input: bytes are read straight into it, routed where they lie,
 /// and written from it to the segment files, so each byte is copied once in
@@ -136,13 +136,23 @@ pub struct ClosedSegment {
     pub timing: Option<SegmentTiming>,
 }
 
+/// Bytes waiting to go into a segment file, in order.
+enum Piece {
+    /// Input bytes `start..end`, unchanged.
+    Input(u64, u64),
+    /// A packet that is not in the input as it is (a rewritten table).
+    Packet([u8; PACKET_SIZE]),
+}
+
 struct SegmentFile {
     sequence: u64,
     part: PathBuf,
     path: PathBuf,
     file: File,
-    /// Input bytes `start..end` that go next into this file, not yet written.
-    run: Option<(u64, u64)>,
+    /// What goes next into this file, written together with one vectored
+    /// write: no copy, and few system calls.
+    pending: Vec<Piece>,
+    pending_bytes: u64,
     bytes: u64,
     timing: Option<SegmentTiming>,
 }
@@ -150,33 +160,58 @@ struct SegmentFile {
 impl SegmentFile {
     /// Adds the input packet at `offset`, unchanged.
     fn write_input(&mut self, offset: u64, input: &InputBuffer) -> io::Result<()> {
-        self.bytes += PACKET_SIZE as u64;
         let end = offset + PACKET_SIZE as u64;
-        match &mut self.run {
-            Some(run) if run.1 == offset => run.1 = end,
-            _ => {
-                self.flush(input)?;
-                self.run = Some((offset, end));
-            }
+        match self.pending.last_mut() {
+            Some(Piece::Input(_, last)) if *last == offset => *last = end,
+            _ => self.pending.push(Piece::Input(offset, end)),
         }
-        if self.run.is_some_and(|(start, end)| end - start >= MAX_RUN) {
+        self.added(input)
+    }
+
+    /// Adds a packet that is not in the input as it is (rewritten tables).
+    fn write_packet(&mut self, pkt: &[u8; PACKET_SIZE], input: &InputBuffer) -> io::Result<()> {
+        self.pending.push(Piece::Packet(*pkt));
+        self.added(input)
+    }
+
+    fn added(&mut self, input: &InputBuffer) -> io::Result<()> {
+        self.bytes += PACKET_SIZE as u64;
+        self.pending_bytes += PACKET_SIZE as u64;
+        if self.pending_bytes >= MAX_PENDING {
             self.flush(input)?;
         }
         Ok(())
     }
 
-    /// Adds bytes that are not in the input as they are (rewritten tables).
-    fn write_bytes(&mut self, bytes: &[u8], input: &InputBuffer) -> io::Result<()> {
-        self.flush(input)?;
-        self.bytes += bytes.len() as u64;
-        self.file.write_all(bytes)
+    /// The earliest input offset still waiting to be written.
+    fn first_pending(&self) -> Option<u64> {
+        self.pending.iter().find_map(|p| match p {
+            Piece::Input(start, _) => Some(*start),
+            Piece::Packet(_) => None,
+        })
     }
 
     fn flush(&mut self, input: &InputBuffer) -> io::Result<()> {
-        match self.run.take() {
-            Some((start, end)) => self.file.write_all(input.slice(start, end)),
-            None => Ok(()),
+        let mut slices: Vec<IoSlice<'_>> = self
+            .pending
+            .iter()
+            .map(|p| match p {
+                Piece::Input(start, end) => IoSlice::new(input.slice(*start, *end)),
+                Piece::Packet(pkt) => IoSlice::new(pkt),
+            })
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match self.file.write_vectored(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        self.pending.clear();
+        self.pending_bytes = 0;
+        Ok(())
     }
 
     /// Writes what is pending and closes the file; it stays `.part` until
@@ -309,11 +344,11 @@ impl Router {
 
     /// Tells the input buffer which bytes are still needed.
     fn release(&self, input: &mut InputBuffer) {
-        let runs = [&self.current, &self.old]
+        let pending = [&self.current, &self.old]
             .into_iter()
             .flatten()
-            .filter_map(|f| f.run.map(|r| (r.0 - input.base) as usize));
-        input.keep = runs.fold(input.read, usize::min);
+            .filter_map(|f| f.first_pending().map(|start| (start - input.base) as usize));
+        input.keep = pending.fold(input.read, usize::min);
     }
 
     /// Skips to the next position where packets are in sync. Returns false
@@ -453,7 +488,7 @@ impl Router {
         let state = &mut self.pids[usize::from(pid)];
         ts::set_continuity(pkt, state.out_cc);
         state.out_cc = (state.out_cc + 1) & 0x0f;
-        cur.write_bytes(pkt, input)
+        cur.write_packet(pkt, input)
     }
 
     fn write_es(
@@ -526,7 +561,8 @@ impl Router {
             part,
             path,
             file,
-            run: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
             bytes: 0,
             timing: None,
         };
@@ -547,7 +583,7 @@ impl Router {
             let state = &mut self.pids[usize::from(pid)];
             ts::set_continuity(&mut pkt, state.out_cc);
             state.out_cc = (state.out_cc + 1) & 0x0f;
-            next.write_bytes(&pkt, input)?;
+            next.write_packet(&pkt, input)?;
         }
         if let Some(mut prev) = self.current.take() {
             prev.timing = cut.closed;
