@@ -24,7 +24,7 @@ const PIDS: usize = 8192;
 /// stream's PES is still unfinished.
 const MAX_LAG_PACKETS: u32 = 8192;
 /// Bytes held back per segment file before they are written out together.
-const MAX_PENDING: u64 = 1 << 20;
+const MAX_PENDING: u64 = 256 << 10;
 
 /// The raw input: bytes are read straight into it, routed where they lie,
 /// and written from it to the segment files, so each byte is copied once in
@@ -62,7 +62,9 @@ impl InputBuffer {
             self.keep = 0;
         }
         if self.data.len() - self.filled < min {
-            let size = (self.filled + min).max(2 * self.data.len()).max(1 << 20);
+            // large beside what is kept (pending writes, unrouted bytes), so that
+            // compacting moves little
+            let size = (self.filled + min).max(2 * self.data.len()).max(4 << 20);
             self.data.resize(size, 0);
         }
         &mut self.data[self.filled..]
