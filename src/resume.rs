@@ -24,15 +24,7 @@ pub struct Published {
 
 /// The number in a URI `<http_prefix><segment_prefix>-<N>.ts`.
 pub fn segment_number(uri: &str, http_prefix: &str, segment_prefix: &str) -> Option<u64> {
-    let digits = uri
-        .strip_prefix(http_prefix)?
-        .strip_prefix(segment_prefix)?
-        .strip_prefix('-')?
-        .strip_suffix(".ts")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    crate::segmenter::segment_number(uri.strip_prefix(http_prefix)?, segment_prefix)
 }
 
 /// Reads a published media playlist.

@@ -314,11 +314,6 @@ impl Cutter {
         let end = self.open.as_ref()?.max_end;
         self.close(end)
     }
-
-    /// Sequence number the next segment would get.
-    pub fn next_sequence(&self) -> u64 {
-        self.next_sequence
-    }
 }
 
 fn ticks_to_duration(ticks: i64) -> Duration {

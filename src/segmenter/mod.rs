@@ -99,6 +99,18 @@ pub fn segment_name(prefix: &str, sequence: u64) -> String {
     format!("{prefix}-{sequence:05}.ts")
 }
 
+/// The number in a segment file name made by [`segment_name`].
+pub fn segment_number(name: &str, prefix: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(prefix)?
+        .strip_prefix('-')?
+        .strip_suffix(".ts")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 struct StreamMeta {
     medium: Media,
     /// time_base as (num, den)

@@ -83,21 +83,15 @@ pub struct Leftovers {
 /// Finds the segments named `<prefix>-<N>.ts` in `dir`.
 pub fn scan(dir: &Path, prefix: &str) -> io::Result<Leftovers> {
     let mut found = Leftovers::default();
-    let lead = format!("{prefix}-");
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&lead) else {
-            continue;
-        };
-        if rest.ends_with(".ts.part") {
+        let part_of = name.strip_suffix(".part");
+        if part_of.is_some_and(|n| super::segment_number(n, prefix).is_some()) {
             found.incomplete.push(entry.path());
             continue;
         }
-        let Some(number) = rest.strip_suffix(".ts") else {
-            continue;
-        };
-        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        if super::segment_number(&name, prefix).is_none() {
             continue;
         }
         let path = entry.path();
