@@ -122,6 +122,23 @@ pub struct Opts {
     /// duration, at least 1 s].
     #[arg(long, value_name = "VALUE")]
     pub playlist_cache_control: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// A canned ACL for every object, e.g. public-read. Off by default: most
+    /// buckets now block ACLs.
+    #[arg(long, value_name = "ACL")]
+    pub acl: Option<String>,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// How to reach an S3 destination; shared by every subcommand.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct S3Args {
     /// S3 region (default: AWS_REGION or the profile's).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
@@ -133,16 +150,27 @@ pub struct Opts {
     /// Garage and most self-hosted stores).
     #[arg(long)]
     pub path_style: bool,
-    /// A canned ACL for every object, e.g. public-read. Off by default: most
-    /// buckets now block ACLs.
-    #[arg(long, value_name = "ACL")]
-    pub acl: Option<String>,
-    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-    /// Less log output (-q warnings only, -qq errors only).
-    #[arg(short, long, action = ArgAction::Count)]
-    pub quiet: u8,
+}
+
+impl S3Args {
+    /// Refuses empty values, control characters and endpoints without a scheme.
+    pub fn check(&self) -> Result<(), String> {
+        if self
+            .region
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.chars().any(char::is_control))
+        {
+            return Err("--region must not be empty or contain control characters".into());
+        }
+        if let Some(url) = &self.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "--endpoint-url {url:?} must start with http:// or https://"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where objects go.
@@ -178,9 +206,7 @@ pub struct Config {
     pub delete_old: bool,
     pub segment_cache_control: String,
     pub playlist_cache_control: Option<String>,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub path_style: bool,
+    pub s3: S3Args,
     pub acl: Option<String>,
     pub log_level: log::LevelFilter,
 }
@@ -242,7 +268,6 @@ impl Config {
                 o.playlist_cache_control.as_ref(),
             ),
             ("--acl", o.acl.as_ref()),
-            ("--region", o.region.as_ref()),
         ] {
             if value.is_some_and(|v| v.is_empty() || v.chars().any(char::is_control)) {
                 return Err(format!(
@@ -250,20 +275,8 @@ impl Config {
                 ));
             }
         }
-        if let Some(url) = &o.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!(
-                    "--endpoint-url {url:?} must start with http:// or https://"
-                ));
-            }
-        }
-        let log_level = match (o.verbose, o.quiet) {
-            (0, 0) => log::LevelFilter::Info,
-            (1, _) => log::LevelFilter::Debug,
-            (v, _) if v >= 2 => log::LevelFilter::Trace,
-            (_, 1) => log::LevelFilter::Warn,
-            _ => log::LevelFilter::Error,
-        };
+        o.s3.check()?;
+        let log_level = log_level(o.verbose, o.quiet);
         Ok(Config {
             input: o.input,
             target,
@@ -289,12 +302,21 @@ impl Config {
             delete_old: o.delete_old,
             segment_cache_control: o.segment_cache_control,
             playlist_cache_control: o.playlist_cache_control,
-            region: o.region,
-            endpoint_url: o.endpoint_url,
-            path_style: o.path_style,
+            s3: o.s3,
             acl: o.acl,
             log_level,
         })
+    }
+}
+
+/// The log level for `-v`/`-q` counts (RUST_LOG overrides it).
+pub fn log_level(verbose: u8, quiet: u8) -> log::LevelFilter {
+    match (verbose, quiet) {
+        (0, 0) => log::LevelFilter::Info,
+        (1, _) => log::LevelFilter::Debug,
+        (v, _) if v >= 2 => log::LevelFilter::Trace,
+        (_, 1) => log::LevelFilter::Warn,
+        _ => log::LevelFilter::Error,
     }
 }
 
@@ -375,6 +397,25 @@ fn parse_destination(bucket: &str) -> Result<Destination, String> {
         bucket: bucket.to_string(),
     })
 }
+
+/// A destination with its key prefix as the subcommands name it:
+/// `s3://bucket/prefix` or `file:///absolute/dir`.
+pub fn parse_location(text: &str) -> Result<(Destination, String), String> {
+    if text.starts_with("file://") {
+        return Ok((parse_destination(text)?, String::new()));
+    }
+    let Some(rest) = text.strip_prefix("s3://") else {
+        return Err(format!(
+            "destination {text:?} must be s3://bucket/prefix or file:///absolute/dir"
+        ));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok((parse_destination(bucket)?, normalize_prefix(prefix)?))
+}
+
+// ---- `live_upload clip` ----
+
+// ---- `live_upload serve` ----
 
 #[cfg(test)]
 mod tests {
@@ -462,13 +503,34 @@ mod tests {
         ]);
         let c = opts(&a).unwrap();
         assert_eq!(c.max_spool, 64 << 20);
-        assert!(c.path_style);
+        assert!(c.s3.path_style);
         let mut b = BASE.to_vec();
         b.extend(["--endpoint-url", "127.0.0.1:3900"]);
         assert!(opts(&b).unwrap_err().contains("http://"));
         let mut d = BASE.to_vec();
         d.extend(["--concurrency", "0"]);
         assert!(opts(&d).is_err());
+    }
+
+    #[test]
+    fn subcommand_locations() {
+        assert_eq!(
+            parse_location("s3://my-bucket/live//a/").unwrap(),
+            (
+                Destination::S3 {
+                    bucket: "my-bucket".into()
+                },
+                "live/a".into()
+            )
+        );
+        assert_eq!(parse_location("s3://my-bucket").unwrap().1, "");
+        assert_eq!(
+            parse_location("file:///srv/hls").unwrap(),
+            (Destination::Local("/srv/hls".into()), String::new())
+        );
+        assert!(parse_location("my-bucket").unwrap_err().contains("s3://"));
+        assert!(parse_location("s3://B/x").is_err());
+        assert!(parse_location("s3://my-bucket/../x").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! thread, run the uploader on this thread (which owns a small tokio
 //! runtime), and turn the outcome into an exit code.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +13,11 @@ use std::time::Duration;
 use clap::Parser;
 
 use live_upload::channel;
-use live_upload::cli::{exit, Config, Destination, Opts};
+use live_upload::cli::{exit, Config, Opts};
 use live_upload::resume;
 use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError};
 use live_upload::uploader::retry::RetryPolicy;
-use live_upload::uploader::s3::{S3Options, S3Store};
-use live_upload::uploader::store::{LocalDirStore, Store};
-use live_upload::uploader::{UploadError, Uploader, UploaderConfig};
+use live_upload::uploader::{open_store, UploadError, Uploader, UploaderConfig};
 
 /// Segments that may wait in the channel; the uploader drains it eagerly
 /// into its own queue, bounded by --max-spool.
@@ -29,8 +28,19 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("live_upload: internal error (please report it): {info}");
     }));
-    let code = match Opts::try_parse() {
-        Ok(opts) => std::panic::catch_unwind(|| run(opts)).unwrap_or(exit::INTERNAL),
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // subcommands come first; anything else is the segmenting command, whose
+    // first argument is its input (a file named like a subcommand: ./clip)
+    let code = parse_and_run::<Opts>(&args, run);
+    ExitCode::from(code as u8)
+}
+
+/// Parses `args` as `T` and runs `body`; a usage error exits 2, `--help`
+/// and `--version` exit 0, a panic exits 1.
+fn parse_and_run<T: Parser>(args: &[OsString], body: fn(T) -> i32) -> i32 {
+    match T::try_parse_from(args) {
+        Ok(opts) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(opts)))
+            .unwrap_or(exit::INTERNAL),
         Err(e) => {
             let _ = e.print();
             if e.use_stderr() {
@@ -39,8 +49,32 @@ fn main() -> ExitCode {
                 exit::OK
             }
         }
-    };
-    ExitCode::from(code as u8)
+    }
+}
+
+/// Logging to stderr at `level`; RUST_LOG overrides it.
+fn init_logging(level: log::LevelFilter) {
+    env_logger::Builder::new()
+        .filter_level(level)
+        // the SDK's own logs are noisy below warn and may show request details
+        .filter_module("aws", log::LevelFilter::Warn)
+        .filter_module("hyper", log::LevelFilter::Warn)
+        .parse_env("RUST_LOG")
+        .format_timestamp_millis()
+        .init();
+}
+
+/// A current-thread runtime for a subcommand's requests.
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            fail(
+                exit::INTERNAL,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })
 }
 
 fn fail(code: i32, msg: impl std::fmt::Display) -> i32 {
@@ -57,53 +91,24 @@ fn run(opts: Opts) -> i32 {
             return exit::USAGE;
         }
     };
-    env_logger::Builder::new()
-        .filter_level(cfg.log_level)
-        // the SDK's own logs are noisy below warn and may show request details
-        .filter_module("aws", log::LevelFilter::Warn)
-        .filter_module("hyper", log::LevelFilter::Warn)
-        .parse_env("RUST_LOG")
-        .format_timestamp_millis()
-        .init();
+    init_logging(cfg.log_level);
     // libav's own messages follow RUST_LOG too (target `libav`)
     segmenter::avlog::install(log::max_level());
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            return fail(
-                exit::INTERNAL,
-                format!("cannot start the async runtime: {e}"),
-            )
-        }
+        Err(code) => return code,
     };
-    let store: Arc<dyn Store> = match &cfg.destination {
-        Destination::Local(dir) => match LocalDirStore::open(dir) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                return fail(
-                    exit::STORAGE,
-                    format!("cannot open destination {}: {e}", dir.display()),
-                )
-            }
-        },
-        Destination::S3 { bucket } => {
-            let opts = S3Options {
-                bucket: bucket.clone(),
-                region: cfg.region.clone(),
-                endpoint_url: cfg.endpoint_url.clone(),
-                path_style: cfg.path_style,
-                acl: cfg.acl.clone(),
-                connect_timeout: Duration::from_secs(5).min(cfg.request_timeout),
-            };
-            match runtime.block_on(S3Store::connect(&opts)) {
-                Ok(s) => Arc::new(s),
-                Err(e) => return fail(exit::STORAGE, format!("S3 destination {bucket}: {e}")),
-            }
-        }
+    let connect_timeout = Duration::from_secs(5).min(cfg.request_timeout);
+    let opened = runtime.block_on(open_store(
+        &cfg.destination,
+        &cfg.s3,
+        cfg.acl.clone(),
+        connect_timeout,
+    ));
+    let store = match opened {
+        Ok(s) => s,
+        Err(e) => return fail(exit::STORAGE, e),
     };
     if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
         return fail(

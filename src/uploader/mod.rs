@@ -30,6 +30,36 @@ pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 pub const DEFAULT_SEGMENT_CACHE_CONTROL: &str = "public, max-age=86400";
 
+/// Opens a destination: a local directory, or an S3 bucket through the
+/// standard credential chain (checked, but the bucket is not contacted).
+pub async fn open_store(
+    destination: &crate::cli::Destination,
+    s3: &crate::cli::S3Args,
+    acl: Option<String>,
+    connect_timeout: Duration,
+) -> Result<Arc<dyn Store>, String> {
+    match destination {
+        crate::cli::Destination::Local(dir) => match store::LocalDirStore::open(dir) {
+            Ok(s) => Ok(Arc::new(s)),
+            Err(e) => Err(format!("cannot open destination {}: {e}", dir.display())),
+        },
+        crate::cli::Destination::S3 { bucket } => {
+            let opts = s3::S3Options {
+                bucket: bucket.clone(),
+                region: s3.region.clone(),
+                endpoint_url: s3.endpoint_url.clone(),
+                path_style: s3.path_style,
+                acl,
+                connect_timeout,
+            };
+            match s3::S3Store::connect(&opts).await {
+                Ok(s) => Ok(Arc::new(s)),
+                Err(e) => Err(format!("S3 destination {bucket}: {e}")),
+            }
+        }
+    }
+}
+
 pub struct UploaderConfig {
     /// Prefix of every key, already normalized (no leading or trailing `/`).
     pub key_prefix: String,
