@@ -112,9 +112,25 @@ pub struct Opts {
     /// Delete each segment once it has left the playlist and stayed
     /// available for its own duration plus that of the last playlist that
     /// listed it (RFC 8216 §6.2.2). Off: keep every segment (or let a bucket
-    /// lifecycle rule expire them).
+    /// lifecycle rule expire them). With --archive nothing is deleted: every
+    /// segment stays listed in the archive.
     #[arg(long)]
     pub delete_old: bool,
+    /// Also keep an archive playlist of the whole event under this object
+    /// name beside the rolling one (e.g. archive.m3u8):
+    /// EXT-X-PLAYLIST-TYPE:EVENT with every segment and its program date
+    /// time, VOD with EXT-X-ENDLIST once the stream ends. A restarted run
+    /// continues it after a discontinuity. Clips are cut from it with
+    /// `live_upload clip`.
+    #[arg(long, value_name = "NAME")]
+    pub archive: Option<String>,
+    /// Publish the archive once this many seconds of media were added since
+    /// its last version (and always at the end). Each version carries the
+    /// whole event, so fewer versions upload fewer bytes; players reloading
+    /// the archive see it grow in these steps while the rolling playlist
+    /// stays at the live edge.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub archive_every: f64,
     /// Cache-Control of segments.
     #[arg(long, value_name = "VALUE", default_value = crate::uploader::DEFAULT_SEGMENT_CACHE_CONTROL)]
     pub segment_cache_control: String,
@@ -204,6 +220,8 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     pub flush_timeout: std::time::Duration,
     pub delete_old: bool,
+    /// The archive's object name and publishing interval in ticks.
+    pub archive: Option<(String, i64)>,
     pub segment_cache_control: String,
     pub playlist_cache_control: Option<String>,
     pub s3: S3Args,
@@ -260,6 +278,15 @@ impl Config {
             )
         })?;
         let request_timeout = seconds("--request-timeout", o.request_timeout)?;
+        let archive_every = seconds("--archive-every", o.archive_every)?;
+        if let Some(name) = &o.archive {
+            check_name("--archive", name)?;
+            if name == &o.index_name {
+                return Err(format!(
+                    "--archive {name:?} must differ from the playlist's name"
+                ));
+            }
+        }
         let flush_timeout = seconds("--flush-timeout", o.flush_timeout)?;
         for (name, value) in [
             ("--segment-cache-control", Some(&o.segment_cache_control)),
@@ -300,6 +327,9 @@ impl Config {
             request_timeout,
             flush_timeout,
             delete_old: o.delete_old,
+            archive: o
+                .archive
+                .map(|name| (name, ticks_from_secs(archive_every.as_secs_f64()))),
             segment_cache_control: o.segment_cache_control,
             playlist_cache_control: o.playlist_cache_control,
             s3: o.s3,
@@ -510,6 +540,24 @@ mod tests {
         let mut d = BASE.to_vec();
         d.extend(["--concurrency", "0"]);
         assert!(opts(&d).is_err());
+    }
+
+    #[test]
+    fn archive_options() {
+        let mut a = BASE.to_vec();
+        a.extend(["--archive", "archive.m3u8", "--archive-every", "30"]);
+        assert_eq!(
+            opts(&a).unwrap().archive,
+            Some(("archive.m3u8".into(), 30 * TICKS_PER_SECOND))
+        );
+        assert_eq!(opts(&BASE).unwrap().archive, None);
+        a[9] = "index.m3u8";
+        assert!(opts(&a).unwrap_err().contains("must differ"));
+        a[9] = "x/a.m3u8";
+        assert!(opts(&a).unwrap_err().contains("--archive"));
+        a[9] = "a.m3u8";
+        a[11] = "0";
+        assert!(opts(&a).unwrap_err().contains("--archive-every"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use live_upload::cli::{exit, Config, Opts};
 use live_upload::resume;
 use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError};
 use live_upload::uploader::retry::RetryPolicy;
-use live_upload::uploader::{open_store, UploadError, Uploader, UploaderConfig};
+use live_upload::uploader::{open_store, ArchiveConfig, UploadError, Uploader, UploaderConfig};
 
 /// Segments that may wait in the channel; the uploader drains it eagerly
 /// into its own queue, bounded by --max-spool.
@@ -133,6 +133,9 @@ fn run(opts: Opts) -> i32 {
         }
     }
 
+    if cfg.delete_old && cfg.archive.is_some() {
+        log::warn!("--delete-old deletes nothing with --archive: every segment stays listed in the archive");
+    }
     log::info!(
         "segmenting {} into {} s segments, publishing to {}",
         cfg.input,
@@ -159,6 +162,10 @@ fn run(opts: Opts) -> i32 {
                 ..RetryPolicy::default()
             },
             flush_timeout: cfg.flush_timeout,
+            archive: cfg
+                .archive
+                .clone()
+                .map(|(name, every)| ArchiveConfig { name, every }),
         },
         stop.clone(),
     );
@@ -273,7 +280,30 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
             cfg.spool_dir.display()
         )
     })?;
-    let plan = resume::plan(published, leftovers, cfg.fresh);
+    let archive = match uploader.archive_key() {
+        Some(key) if !cfg.fresh => {
+            let text = uploader.fetch(&key).await.map_err(|e| e.to_string())?;
+            let parsed = text
+                .map(|t| resume::parse_published(&t, &cfg.http_prefix, &cfg.segment_prefix))
+                .transpose()
+                .map_err(|e| format!("cannot continue {key}: {e} (use --fresh to replace it)"))?;
+            Some(parsed)
+        }
+        Some(key) => {
+            log::warn!("--fresh: replacing {key}");
+            Some(None)
+        }
+        None => None,
+    };
+    let (http_prefix, pdt) = (cfg.http_prefix.clone(), cfg.program_date_time);
+    let entry = move |s: &segmenter::SegmentReady| live_upload::playlist::Entry {
+        sequence: s.sequence,
+        uri: format!("{http_prefix}{}", s.name),
+        duration: s.duration,
+        discontinuity: s.discontinuity,
+        program_date_time: pdt.then_some(s.program_date_time),
+    };
+    let mut plan = resume::plan_archive(published, archive, leftovers, cfg.fresh, &entry);
     if !plan.incomplete.is_empty() {
         log::warn!(
             "removing {} unfinished segment file(s) an earlier run left in {}",
@@ -311,6 +341,34 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
             "publishing {} complete segment(s) an earlier run left in the spool first",
             plan.leftovers.len()
         );
+    }
+    if let Some(a) = plan.archive.take() {
+        let key = uploader.archive_key().unwrap_or_default();
+        if let Some(p) = &a.restored {
+            log::info!(
+                "continuing {key} after a discontinuity: {} segment(s) listed{}",
+                p.entries.len(),
+                if p.ended {
+                    ", VOD and ENDLIST removed"
+                } else {
+                    ""
+                }
+            );
+        }
+        if !a.backfill.is_empty() {
+            log::info!(
+                "appending {} stored segment(s) its last version did not list yet",
+                a.backfill.len()
+            );
+        }
+        if a.missing > 0 {
+            log::warn!(
+                "{} segment(s) published before the restart are listed neither in the rolling \
+                 playlist nor in the spool: {key} skips them after a discontinuity",
+                a.missing
+            );
+        }
+        uploader.restore_archive(a);
     }
     for seg in plan.leftovers {
         uploader.queue(seg);

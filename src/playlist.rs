@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use m3u8_rs::{MediaPlaylist, MediaSegment};
+use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
 
 use crate::timeline::{format_secs, round_secs, TICKS_PER_SECOND};
 
@@ -22,9 +22,20 @@ pub struct Entry {
     pub program_date_time: Option<DateTime<Utc>>,
 }
 
-/// A sliding-window media playlist.
+/// What a playlist is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The rolling live playlist: a sliding window, no EXT-X-PLAYLIST-TYPE.
+    Live,
+    /// The whole event: `EXT-X-PLAYLIST-TYPE:EVENT` keeps every segment;
+    /// once ended it is `VOD`.
+    Archive,
+}
+
+/// A media playlist: a sliding window, or (as an archive) every segment.
 #[derive(Debug, Clone)]
 pub struct Playlist {
+    kind: Kind,
     target_duration: u64,
     window: usize,
     entries: VecDeque<Entry>,
@@ -46,6 +57,7 @@ impl Playlist {
     /// last `window` segments.
     pub fn new(target_ticks: i64, window: usize) -> Self {
         Playlist {
+            kind: Kind::Live,
             target_duration: initial_target_duration(target_ticks),
             window: window.max(1),
             entries: VecDeque::new(),
@@ -53,6 +65,19 @@ impl Playlist {
             discontinuity_sequence: 0,
             ended: false,
         }
+    }
+
+    /// An archive of the whole event for segments of `target_ticks`.
+    pub fn archive(target_ticks: i64) -> Self {
+        Playlist {
+            kind: Kind::Archive,
+            window: usize::MAX,
+            ..Playlist::new(target_ticks, 1)
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Continues a playlist published earlier: its entries, sequences and
@@ -75,7 +100,7 @@ impl Playlist {
     /// left the playlist.
     pub fn push(&mut self, entry: Entry) -> Vec<Entry> {
         let rounded = round_secs(entry.duration).max(0) as u64;
-        if rounded > self.target_duration {
+        if rounded > self.target_duration && self.kind == Kind::Live {
             log::warn!(
                 "segment {} lasts {} s because the input's keyframes are spaced that far apart; \
                  raising EXT-X-TARGETDURATION from {} to {}",
@@ -84,8 +109,8 @@ impl Playlist {
                 self.target_duration,
                 rounded
             );
-            self.target_duration = rounded;
         }
+        self.target_duration = self.target_duration.max(rounded);
         self.media_sequence.get_or_insert(entry.sequence);
         self.entries.push_back(entry);
         let mut removed = Vec::new();
@@ -159,6 +184,11 @@ impl Playlist {
             media_sequence: self.media_sequence(),
             discontinuity_sequence: self.discontinuity_sequence,
             end_list: self.ended,
+            playlist_type: match (self.kind, self.ended) {
+                (Kind::Live, _) => None,
+                (Kind::Archive, false) => Some(MediaPlaylistType::Event),
+                (Kind::Archive, true) => Some(MediaPlaylistType::Vod),
+            },
             segments,
             ..Default::default()
         };
@@ -280,6 +310,33 @@ mod tests {
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{text}");
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-11-21T20:15:00.000Z\n#EXTINF:2.000,\nlive-00090.ts"));
         assert!(!text.contains("ENDLIST"));
+    }
+
+    #[test]
+    fn an_archive_keeps_everything_and_ends_as_video_on_demand() {
+        let mut p = Playlist::archive(2 * S);
+        for n in 1..=400 {
+            assert!(p.push(entry(n, 2 * S)).is_empty());
+        }
+        p.push(entry(401, 3 * S + S / 2));
+        assert_eq!(p.target_duration(), 4);
+        let text = p.render();
+        assert!(text.starts_with(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-PLAYLIST-TYPE:EVENT\n"
+        ));
+        assert_eq!(text.matches("#EXTINF").count(), 401);
+        assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME").count(), 401);
+        assert!(!text.contains("ENDLIST"));
+        p.end();
+        let text = p.render();
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
+        assert!(text.ends_with("live-00401.ts\n#EXT-X-ENDLIST\n"), "{text}");
+        // a live playlist never carries a type
+        let mut live = Playlist::new(2 * S, 3);
+        live.push(entry(1, 2 * S));
+        live.end();
+        assert!(!live.render().contains("PLAYLIST-TYPE"));
     }
 
     #[test]

@@ -78,20 +78,61 @@ pub struct Plan {
     pub first_sequence: u64,
     /// The first segment this run cuts follows a break.
     pub first_discontinuity: bool,
+    /// With --archive: the archive to continue, and what to append to it
+    /// first (see [`plan_archive`]).
+    pub archive: Option<ArchivePlan>,
+}
+
+/// How an archive continues.
+#[derive(Debug, Default)]
+pub struct ArchivePlan {
+    /// The archive an earlier run published, if any.
+    pub restored: Option<Published>,
+    /// Segments already stored and listed in the rolling playlist that the
+    /// archive's last version did not list yet (it is published less
+    /// often): appended before this run's.
+    pub backfill: Vec<Entry>,
+    /// Spool files of backfilled segments: removed once the archive lists them.
+    pub spool: Vec<PathBuf>,
+    /// Segments between the archive and the rolling playlist that neither
+    /// the rolling playlist nor the spool still describe.
+    pub missing: u64,
 }
 
 /// Decides how to continue from what was published and what is in the
 /// spool; `fresh` starts over, ignoring both.
 pub fn plan(published: Option<Published>, spool: Leftovers, fresh: bool) -> Plan {
+    plan_archive(published, None, spool, fresh, &|_| unreachable!())
+}
+
+/// [`plan`] with an archive: `archive` is what an earlier run published
+/// under --archive (`None` when there is none yet), `entry` makes an
+/// archive entry of a spool segment. Segments the archive already lists are
+/// never listed again; those the rolling playlist lists but the archive does
+/// not yet are appended to it from the rolling playlist or the spool.
+pub fn plan_archive(
+    published: Option<Published>,
+    archive: Option<Option<Published>>,
+    spool: Leftovers,
+    fresh: bool,
+    entry: &dyn Fn(&SegmentReady) -> Entry,
+) -> Plan {
     if fresh {
         return Plan {
             stale: spool.complete.into_iter().map(|s| s.path).collect(),
             incomplete: spool.incomplete,
             first_sequence: 1,
+            archive: archive.map(|_| ArchivePlan::default()),
             ..Plan::default()
         };
     }
-    let last_listed = published.as_ref().and_then(|p| p.last_number).unwrap_or(0);
+    let rolling_last = published.as_ref().and_then(|p| p.last_number).unwrap_or(0);
+    let archive_last = archive
+        .as_ref()
+        .and_then(|a| a.as_ref()?.last_number)
+        .unwrap_or(0);
+    // an archive version may land before the rolling one that lists the same segment
+    let last_listed = rolling_last.max(archive_last);
     let (mut leftovers, listed): (Vec<SegmentReady>, Vec<SegmentReady>) = spool
         .complete
         .into_iter()
@@ -105,11 +146,55 @@ pub fn plan(published: Option<Published>, spool: Leftovers, fresh: bool) -> Plan
         previous = Some(seg.sequence);
     }
     let last = leftovers.last().map_or(last_listed, |s| s.sequence);
+    let mut stale: Vec<PathBuf> = Vec::new();
+    let archive = archive.map(|restored| {
+        let mut plan = ArchivePlan::default();
+        // with no archive yet, it starts with what the rolling playlist holds
+        let from = match &restored {
+            Some(_) => archive_last + 1,
+            None => published
+                .iter()
+                .flat_map(|p| &p.entries)
+                .map(|e| e.sequence)
+                .min()
+                .unwrap_or(rolling_last + 1),
+        };
+        let mut gap = false;
+        for n in from..=rolling_last {
+            let from_rolling = published
+                .iter()
+                .flat_map(|p| &p.entries)
+                .find(|e| e.sequence == n)
+                .cloned();
+            let from_spool = listed.iter().find(|s| s.sequence == n);
+            let Some(mut e) = from_rolling.or_else(|| from_spool.map(entry)) else {
+                plan.missing += 1;
+                gap = true;
+                continue;
+            };
+            e.discontinuity |= gap;
+            gap = false;
+            plan.spool.extend(from_spool.map(|s| s.path.clone()));
+            plan.backfill.push(e);
+        }
+        plan.restored = restored;
+        plan
+    });
+    let archive_needs = |path: &PathBuf| archive.as_ref().is_some_and(|a| a.spool.contains(path));
+    stale.extend(
+        listed
+            .into_iter()
+            .map(|s| s.path)
+            .filter(|p| !archive_needs(p)),
+    );
     Plan {
-        first_discontinuity: published.is_some() || !leftovers.is_empty(),
+        first_discontinuity: published.is_some()
+            || !leftovers.is_empty()
+            || archive.as_ref().is_some_and(|a| a.restored.is_some()),
         restored: published,
         leftovers,
-        stale: listed.into_iter().map(|s| s.path).collect(),
+        archive,
+        stale,
         incomplete: spool.incomplete,
         first_sequence: last + 1,
     }
@@ -206,5 +291,114 @@ mod tests {
         assert_eq!(spool_only.leftovers.len(), 2);
         assert!(!spool_only.leftovers[0].discontinuity);
         assert_eq!(spool_only.first_sequence, 3);
+    }
+
+    fn archived(numbers: std::ops::RangeInclusive<u64>) -> Published {
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-PLAYLIST-TYPE:EVENT\n",
+        );
+        for n in numbers {
+            text += &format!("#EXTINF:4.000,\nhttps://cdn.example/live/cam-{n:05}.ts\n");
+        }
+        parse_published(text.as_bytes(), "https://cdn.example/live/", "cam").unwrap()
+    }
+
+    fn to_entry(s: &SegmentReady) -> Entry {
+        Entry {
+            sequence: s.sequence,
+            uri: format!("https://cdn.example/live/{}", s.name),
+            duration: s.duration,
+            discontinuity: s.discontinuity,
+            program_date_time: Some(s.program_date_time),
+        }
+    }
+
+    #[test]
+    fn the_archive_gets_what_the_rolling_playlist_listed_since_its_last_version() {
+        // archive up to 9; the rolling playlist lists 11 and 12; the spool
+        // still holds 10 (kept until archived), 12, and the unlisted 13
+        let published =
+            parse_published(TEXT.as_bytes(), "https://cdn.example/live/", "cam").unwrap();
+        let spool = Leftovers {
+            complete: vec![leftover(10), leftover(12), leftover(13)],
+            incomplete: vec![],
+        };
+        let plan = plan_archive(
+            Some(published),
+            Some(Some(archived(1..=9))),
+            spool,
+            false,
+            &to_entry,
+        );
+        let a = plan.archive.as_ref().unwrap();
+        let numbers: Vec<u64> = a.backfill.iter().map(|e| e.sequence).collect();
+        assert_eq!(numbers, vec![10, 11, 12]);
+        assert_eq!(a.backfill[0].uri, "https://cdn.example/live/cam-00010.ts");
+        // 11 comes from the rolling playlist, with its duration
+        assert_eq!(a.backfill[1].duration, 360_360);
+        assert!(
+            a.backfill[2].discontinuity,
+            "the rolling playlist's flag is kept"
+        );
+        assert_eq!(a.missing, 0);
+        assert_eq!(
+            a.spool,
+            vec![
+                PathBuf::from("/spool/cam-00010.ts"),
+                PathBuf::from("/spool/cam-00012.ts")
+            ]
+        );
+        assert!(plan.stale.is_empty(), "{:?}", plan.stale);
+        assert_eq!(plan.leftovers.len(), 1);
+        assert_eq!(plan.first_sequence, 14);
+        assert_eq!(a.restored.as_ref().unwrap().last_number, Some(9));
+    }
+
+    #[test]
+    fn an_archive_ahead_of_the_rolling_playlist_or_missing_pieces() {
+        let published =
+            parse_published(TEXT.as_bytes(), "https://cdn.example/live/", "cam").unwrap();
+        // the archive version with 13 landed, the rolling one did not
+        let spool = Leftovers {
+            complete: vec![leftover(13)],
+            incomplete: vec![],
+        };
+        let plan = plan_archive(
+            Some(published.clone()),
+            Some(Some(archived(1..=13))),
+            spool,
+            false,
+            &to_entry,
+        );
+        assert!(plan.leftovers.is_empty(), "13 is not listed twice");
+        assert!(plan.archive.as_ref().unwrap().backfill.is_empty());
+        assert_eq!(plan.stale, vec![PathBuf::from("/spool/cam-00013.ts")]);
+        assert_eq!(plan.first_sequence, 14);
+        // the archive stops at 5; 6-10 are gone from both the rolling
+        // playlist and the spool
+        let plan = plan_archive(
+            Some(published.clone()),
+            Some(Some(archived(1..=5))),
+            Leftovers::default(),
+            false,
+            &to_entry,
+        );
+        let a = plan.archive.unwrap();
+        assert_eq!(a.missing, 5);
+        assert_eq!(a.backfill.len(), 2);
+        assert!(a.backfill[0].discontinuity, "a gap is a discontinuity");
+        // no archive yet: it starts from the rolling playlist
+        let plan = plan_archive(
+            Some(published),
+            Some(None),
+            Leftovers::default(),
+            false,
+            &to_entry,
+        );
+        let a = plan.archive.unwrap();
+        assert_eq!(a.missing, 0);
+        assert_eq!(a.backfill.len(), 2);
+        assert!(a.restored.is_none());
     }
 }

@@ -83,6 +83,18 @@ pub struct UploaderConfig {
     pub retry: RetryPolicy,
     /// How long to keep trying to store what is left once input has ended.
     pub flush_timeout: Duration,
+    /// Also keep an archive playlist of the whole event.
+    pub archive: Option<ArchiveConfig>,
+}
+
+/// The archive playlist: every segment of the event.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// Its object name beside the rolling playlist.
+    pub name: String,
+    /// Publish a new version once this many ticks of media were added since
+    /// the last one (and always at the end).
+    pub every: i64,
 }
 
 impl UploaderConfig {
@@ -103,6 +115,7 @@ impl UploaderConfig {
             delete_old: false,
             retry: RetryPolicy::default(),
             flush_timeout: Duration::from_secs(60),
+            archive: None,
         }
     }
 }
@@ -131,6 +144,10 @@ pub struct UploadSummary {
     pub segments: u64,
     pub bytes: u64,
     pub playlist_versions: u64,
+    /// Bytes of all playlist versions published.
+    pub playlist_bytes: u64,
+    pub archive_versions: u64,
+    pub archive_bytes: u64,
     pub media_ticks: i64,
     pub deleted: u64,
     /// Store requests sent, and how many of them were retries.
@@ -182,13 +199,48 @@ pub struct Uploader {
     /// ticks they must stay available once it is.
     leaving: Vec<(String, i64)>,
     deletions: VecDeque<(Instant, String)>,
+    archive: Option<Archive>,
 }
+
+/// The archive's state beside the rolling playlist.
+struct Archive {
+    key: String,
+    every: i64,
+    playlist: Playlist,
+    /// Entries added since the last version was sent, and their ticks.
+    added: usize,
+    added_ticks: i64,
+    sent_once: bool,
+    /// The stream ended; the final version (VOD) is still to be sent.
+    end_pending: bool,
+    /// Spool files of segments in a version not yet published: with an
+    /// archive they stay until it lists them, so a restart can add them.
+    spool: Vec<std::path::PathBuf>,
+}
+
+/// The outcome of an archive PUT: spool files it made removable.
+type ArchiveResult = (
+    Result<(), StoreError>,
+    Vec<std::path::PathBuf>,
+    Arc<Vec<u8>>,
+);
 
 impl Uploader {
     /// `stop` is raised when the uploader can take no more segments (the
     /// spool limit was reached), so that the segmenter stops reading.
     pub fn new(store: Arc<dyn Store>, cfg: UploaderConfig, stop: Arc<AtomicBool>) -> Self {
+        let archive = cfg.archive.as_ref().map(|a| Archive {
+            key: object_key(&cfg.key_prefix, &a.name),
+            every: a.every,
+            playlist: Playlist::archive(cfg.target),
+            added: 0,
+            added_ticks: 0,
+            sent_once: false,
+            end_pending: false,
+            spool: Vec::new(),
+        });
         Uploader {
+            archive,
             playlist: Playlist::new(cfg.target, cfg.window),
             retrier: Retrier::new(cfg.retry.clone()),
             store,
@@ -210,17 +262,26 @@ impl Uploader {
         object_key(&self.cfg.key_prefix, &self.cfg.index_name)
     }
 
+    /// The archive playlist's key, with --archive.
+    pub fn archive_key(&self) -> Option<String> {
+        self.archive.as_ref().map(|a| a.key.clone())
+    }
+
+    /// Reads a playlist object at the destination, if it exists.
+    pub async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, UploadError> {
+        let store = self.store.clone();
+        let what = format!("GET {key}");
+        self.retrier
+            .run(&what, || store.get(key.to_string()))
+            .await
+            .map_err(|source| self.error(key, source))
+    }
+
     /// Reads the playlist already at the destination, if any. This is the
     /// first contact with the store, so wrong credentials, a missing bucket
     /// or an unreachable endpoint fail here, before any input is read.
     pub async fn existing_playlist(&self) -> Result<Option<Vec<u8>>, UploadError> {
-        let key = self.index_key();
-        let store = self.store.clone();
-        let what = format!("GET {key}");
-        self.retrier
-            .run(&what, || store.get(key.clone()))
-            .await
-            .map_err(|source| self.error(&key, source))
+        self.fetch(&self.index_key()).await
     }
 
     /// Publishes every segment that arrives until the segmenter ends, then
@@ -229,6 +290,7 @@ impl Uploader {
         let mut uploads: JoinSet<SegmentResult> = JoinSet::new();
         let mut publishing: JoinSet<PlaylistResult> = JoinSet::new();
         let mut deleting: JoinSet<(String, Result<(), StoreError>)> = JoinSet::new();
+        let mut archiving: JoinSet<ArchiveResult> = JoinSet::new();
         let mut ended = false;
         let mut flush_deadline: Option<Instant> = None;
         let mut spool_full: Option<UploadError> = None;
@@ -262,12 +324,29 @@ impl Uploader {
             if drained && !self.playlist.has_ended() {
                 self.playlist.end();
                 self.dirty = !self.playlist.is_empty();
+                if let Some(a) = &mut self.archive {
+                    a.playlist.end();
+                    // the final version, even when nothing was added
+                    a.end_pending = !a.playlist.is_empty();
+                }
             }
             if self.dirty && publishing.is_empty() {
                 publishing.spawn(self.publish());
                 self.dirty = false;
             }
-            if drained && publishing.is_empty() && !self.dirty {
+            let archive_due = self.archive.as_ref().is_some_and(|a| {
+                a.end_pending || (a.added > 0 && (!a.sent_once || a.added_ticks >= a.every))
+            });
+            if archive_due && archiving.is_empty() {
+                archiving.spawn(self.publish_archive());
+            }
+            let archive_pending = self.archive.as_ref().is_some_and(|a| a.end_pending);
+            if drained
+                && publishing.is_empty()
+                && !self.dirty
+                && archiving.is_empty()
+                && !archive_pending
+            {
                 break;
             }
             let next_deletion = self.deletions.front().map(|d| d.0);
@@ -280,6 +359,15 @@ impl Uploader {
                 Some(done) = publishing.join_next() => {
                     let (result, leaving, spool, text) = done.expect("publish tasks do not panic");
                     self.published(result, leaving, &text)?;
+                    for path in spool {
+                        if let Err(e) = crate::segmenter::spool::remove(&path) {
+                            log::warn!("cannot remove spool file {}: {e}", path.display());
+                        }
+                    }
+                }
+                Some(done) = archiving.join_next() => {
+                    let (result, spool, text) = done.expect("publish tasks do not panic");
+                    self.archived(result, &text)?;
                     for path in spool {
                         if let Err(e) = crate::segmenter::spool::remove(&path) {
                             log::warn!("cannot remove spool file {}: {e}", path.display());
@@ -331,11 +419,19 @@ impl Uploader {
             return Err(err);
         }
         log::info!(
-            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) to {}{}",
+            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) ({} bytes){} to {}{}",
             self.summary.segments,
             format_secs(self.summary.media_ticks),
             self.summary.bytes,
             self.summary.playlist_versions,
+            self.summary.playlist_bytes,
+            match &self.archive {
+                Some(_) => format!(
+                    ", {} archive version(s) ({} bytes)",
+                    self.summary.archive_versions, self.summary.archive_bytes
+                ),
+                None => String::new(),
+            },
             self.store.describe(),
             if self.summary.retries > 0 {
                 format!(
@@ -366,6 +462,29 @@ impl Uploader {
             published.discontinuity_sequence,
             published.target_duration,
         );
+    }
+
+    /// Continues the archive from what an earlier run published, first
+    /// appending the segments it did not list yet (see
+    /// [`crate::resume::plan_archive`]).
+    pub fn restore_archive(&mut self, plan: crate::resume::ArchivePlan) {
+        let Some(a) = &mut self.archive else { return };
+        if let Some(p) = &plan.restored {
+            a.playlist.restore(
+                p.entries.clone(),
+                p.media_sequence,
+                p.discontinuity_sequence,
+                p.target_duration,
+            );
+        }
+        for e in plan.backfill {
+            a.added += 1;
+            a.added_ticks += e.duration;
+            a.playlist.push(e);
+        }
+        if !self.cfg.keep_spool {
+            a.spool.extend(plan.spool);
+        }
     }
 
     /// The first number from `from` on whose segment key does not exist
@@ -451,8 +570,26 @@ impl Uploader {
     }
 
     fn list(&mut self, seg: SegmentReady) {
-        if !self.cfg.keep_spool {
-            self.listed_spool.push(seg.path.clone());
+        let entry = Entry {
+            sequence: seg.sequence,
+            uri: format!("{}{}", self.cfg.http_prefix, seg.name),
+            duration: seg.duration,
+            discontinuity: seg.discontinuity,
+            program_date_time: self.cfg.program_date_time.then_some(seg.program_date_time),
+        };
+        let spool = if self.cfg.keep_spool {
+            None
+        } else {
+            Some(seg.path.clone())
+        };
+        match &mut self.archive {
+            Some(a) => {
+                a.spool.extend(spool);
+                a.added += 1;
+                a.added_ticks += seg.duration;
+                a.playlist.push(entry.clone());
+            }
+            None => self.listed_spool.extend(spool),
         }
         self.summary.segments += 1;
         self.summary.bytes += seg.bytes;
@@ -460,14 +597,9 @@ impl Uploader {
         // RFC 8216 §6.2.2: a segment that leaves the playlist stays available
         // for its duration plus that of the last playlist that listed it
         let last_listing = self.playlist.total_ticks();
-        let removed = self.playlist.push(Entry {
-            sequence: seg.sequence,
-            uri: format!("{}{}", self.cfg.http_prefix, seg.name),
-            duration: seg.duration,
-            discontinuity: seg.discontinuity,
-            program_date_time: self.cfg.program_date_time.then_some(seg.program_date_time),
-        });
-        if self.cfg.delete_old {
+        let removed = self.playlist.push(entry);
+        // with an archive every segment stays listed: nothing is deleted
+        if self.cfg.delete_old && self.archive.is_none() {
             for gone in removed {
                 let name = gone
                     .uri
@@ -497,6 +629,50 @@ impl Uploader {
         async move { (put.await, leaving, spool, text) }
     }
 
+    fn publish_archive(&mut self) -> impl std::future::Future<Output = ArchiveResult> {
+        let a = self.archive.as_mut().expect("called with an archive");
+        let text = Arc::new(a.playlist.render().into_bytes());
+        let count = a.added;
+        a.added = 0;
+        a.added_ticks = 0;
+        a.sent_once = true;
+        a.end_pending = false;
+        let spool = std::mem::take(&mut a.spool);
+        let meta = ObjectMeta {
+            content_type: PLAYLIST_CONTENT_TYPE.to_string(),
+            cache_control: self.cfg.playlist_cache_control.clone().unwrap_or_else(|| {
+                format!("max-age={}", (a.playlist.target_duration() / 2).max(1))
+            }),
+        };
+        log::debug!("sending archive version with {count} new segment(s)");
+        let key = a.key.clone();
+        let put = self.put(key, Body::Bytes(text.clone()), meta);
+        async move { (put.await, spool, text) }
+    }
+
+    fn archived(&mut self, result: Result<(), StoreError>, text: &[u8]) -> Result<(), UploadError> {
+        let key = self.archive_key().expect("called with an archive");
+        result.map_err(|source| self.error(&key, source))?;
+        self.summary.archive_versions += 1;
+        self.summary.archive_bytes += text.len() as u64;
+        let text = String::from_utf8_lossy(text);
+        log::debug!(
+            "published {key} version {} ({} segment(s){})",
+            self.summary.archive_versions,
+            text.matches("#EXTINF").count(),
+            if text.contains("#EXT-X-ENDLIST") {
+                ", ended"
+            } else {
+                ""
+            }
+        );
+        log::trace!(
+            "playlist {key} version {}:\n{text}",
+            self.summary.archive_versions
+        );
+        Ok(())
+    }
+
     fn published(
         &mut self,
         result: Result<(), StoreError>,
@@ -506,6 +682,7 @@ impl Uploader {
         let key = self.index_key();
         result.map_err(|source| self.error(&key, source))?;
         self.summary.playlist_versions += 1;
+        self.summary.playlist_bytes += text.len() as u64;
         let text = String::from_utf8_lossy(text);
         log::debug!(
             "published {key} version {} ({} segment(s){})",
@@ -611,11 +788,19 @@ mod tests {
     /// Checks the completed-request log: every playlist version lists only
     /// segments already stored, and versions only move forward.
     fn check_order(store: &MemoryStore) -> Vec<String> {
+        check_versions(store, "index.m3u8")
+    }
+
+    /// The same for the playlist whose key ends with `name`.
+    fn check_versions(store: &MemoryStore, name: &str) -> Vec<String> {
         let state = store.lock();
         let mut stored = std::collections::HashSet::new();
         let mut versions: Vec<String> = Vec::new();
         for op in &state.log {
             let Op::Put { key, body } = op else { continue };
+            if key.ends_with(".m3u8") && !key.ends_with(name) {
+                continue;
+            }
             if key.ends_with(".m3u8") {
                 let text = String::from_utf8(body.clone()).unwrap();
                 let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
@@ -639,6 +824,61 @@ mod tests {
             }
         }
         versions
+    }
+
+    fn archive_config(every: i64) -> UploaderConfig {
+        UploaderConfig {
+            archive: Some(ArchiveConfig {
+                name: "archive.m3u8".into(),
+                every,
+            }),
+            delete_old: true,
+            ..config()
+        }
+    }
+
+    #[test]
+    fn the_archive_is_published_every_interval_and_ends_as_vod() {
+        let store = MemoryStore::new();
+        // 4 s segments, a version at least every 12 s of media: the first
+        // segment, then after 3 more, and so on; the last one at the end
+        let (result, dir) = run(&store, archive_config(12 * S), 11);
+        let summary = result.unwrap();
+        let versions = check_versions(&store, "archive.m3u8");
+        check_order(&store);
+        let counts: Vec<usize> = versions
+            .iter()
+            .map(|v| v.matches("#EXTINF").count())
+            .collect();
+        // coalescing may merge steps while a PUT is in flight, never skip the last
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+        assert!(counts.len() <= 5, "{counts:?}");
+        assert_eq!(*counts.last().unwrap(), 11);
+        assert_eq!(summary.archive_versions, versions.len() as u64);
+        assert_eq!(
+            summary.archive_bytes,
+            versions.iter().map(|v| v.len() as u64).sum::<u64>()
+        );
+        for v in &versions[..versions.len() - 1] {
+            assert!(v.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n") && !v.contains("ENDLIST"));
+        }
+        let last = versions.last().unwrap();
+        assert!(last.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
+        assert!(last.ends_with("s-00011.ts\n#EXT-X-ENDLIST\n"));
+        assert!(last.contains("#EXT-X-MEDIA-SEQUENCE:1\n"));
+        // --delete-old deletes nothing that the archive lists
+        let state = store.lock();
+        assert!(!state.log.iter().any(|op| matches!(op, Op::Delete { .. })));
+        assert_eq!(
+            state.objects["live/event/archive.m3u8"].1.content_type,
+            PLAYLIST_CONTENT_TYPE
+        );
+        drop(state);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "spool emptied"
+        );
     }
 
     #[test]
@@ -797,6 +1037,35 @@ mod tests {
             !state.objects.contains_key("live/event/index.m3u8"),
             "nothing listed past the gap"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_an_archive_delete_old_deletes_nothing() {
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, inbox) = channel::bounded(64);
+        let up = Uploader::new(
+            Arc::new(store.clone()),
+            archive_config(60 * S),
+            Arc::default(),
+        );
+        let task = tokio::spawn(up.run(inbox));
+        for n in 1..=6 {
+            outbox.send(segment(dir.path(), n)).unwrap();
+        }
+        // well past the time segments 1-3 would have been deleted without it
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        drop(outbox);
+        let summary = task.await.unwrap().unwrap();
+        assert_eq!(summary.deleted, 0);
+        let state = store.lock();
+        assert!((1..=6).all(|n| state
+            .objects
+            .contains_key(&format!("live/event/s-{n:05}.ts"))));
+        assert!(!state.objects["live/event/index.m3u8"]
+            .0
+            .windows(11)
+            .any(|w| w == b"s-00001.ts\n"));
     }
 
     #[tokio::test(start_paused = true)]
