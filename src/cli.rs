@@ -35,6 +35,9 @@ Examples:
   ffmpeg -re -i input.mp4 -c copy -f mpegts - | \\
     live_upload - 10 /tmp/spool live index.m3u8 https://cdn.example/live/ my-bucket live
 
+Other commands:
+  live_upload clip --help    a VOD playlist for a time range of the --archive
+
 S3 credentials and region come from the standard AWS chain (AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws files, web identity, container and
 instance metadata), never from the command line.
@@ -445,6 +448,121 @@ pub fn parse_location(text: &str) -> Result<(Destination, String), String> {
 
 // ---- `live_upload clip` ----
 
+const CLIP_EXAMPLES: &str = "\
+Examples:
+  # minutes 10 to 12 of the event archived under s3://my-bucket/live
+  live_upload clip s3://my-bucket/live --from 10:00 --to 12:00 \\
+    --http-prefix https://cdn.example/live/
+
+  # by wall-clock time, into a local destination, with a chosen name
+  live_upload clip file:///var/www/hls/live --from 2026-11-22T20:15:00Z \\
+    --to 2026-11-22T20:16:30Z --name goal.m3u8
+
+Prints the clip's key and, with --http-prefix, its URL. The clip is a VOD playlist
+beside the archive that lists the archive's own segment objects: no media is
+copied. Its ends are the segments that hold --from and --to, so it covers the range
+and overshoots it by less than one segment at each end.
+
+Exit codes: 0 clip written, 1 internal error, 2 bad command line or a range that
+is empty, reversed or not (yet) in the archive, 4 the archive could not be read or
+the clip could not be stored.";
+
+/// Write a VOD playlist for a time range of an event's archive (see
+/// `live_upload --archive`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "live_upload clip",
+    bin_name = "live_upload clip",
+    version,
+    after_help = CLIP_EXAMPLES
+)]
+pub struct ClipOpts {
+    /// Where the archive is: `s3://bucket/prefix` (the main command's bucket
+    /// and key prefix) or `file:///dir` (the directory that holds it).
+    pub location: String,
+    /// Start of the range: an RFC 3339 time (matched against the archive's
+    /// program date times) or an offset from the start of the archive
+    /// (seconds, MM:SS or HH:MM:SS[.fff]).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// End of the range, in the same form as --from.
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+    /// Object name of the archive playlist (the main command's --archive).
+    #[arg(long, value_name = "NAME", default_value = "archive.m3u8")]
+    pub archive: String,
+    /// Object name of the clip, beside the archive [default:
+    /// clip-<first>-<last>.m3u8 after its first and last segments].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The public URL of the location, e.g. `https://cdn.example/live/`, to
+    /// print the clip's URL.
+    #[arg(long, value_name = "URL")]
+    pub http_prefix: Option<String>,
+    /// Cache-Control of the clip (it never changes once written).
+    #[arg(long, value_name = "VALUE", default_value = crate::uploader::DEFAULT_SEGMENT_CACHE_CONTROL)]
+    pub cache_control: String,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// Time allowed for each request to the destination, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    pub request_timeout: f64,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// The checked `clip` configuration.
+#[derive(Debug, Clone)]
+pub struct ClipConfig {
+    pub destination: Destination,
+    pub key_prefix: String,
+    pub from: crate::clip::Bound,
+    pub to: crate::clip::Bound,
+    pub archive: String,
+    pub name: Option<String>,
+    pub http_prefix: Option<String>,
+    pub cache_control: String,
+    pub s3: S3Args,
+    pub request_timeout: std::time::Duration,
+    pub log_level: log::LevelFilter,
+}
+
+impl ClipConfig {
+    pub fn from_opts(o: ClipOpts) -> Result<ClipConfig, String> {
+        let (destination, key_prefix) = parse_location(&o.location)?;
+        let from = crate::clip::parse_bound(&o.from).map_err(|e| format!("--from {e}"))?;
+        let to = crate::clip::parse_bound(&o.to).map_err(|e| format!("--to {e}"))?;
+        check_name("--archive", &o.archive)?;
+        if let Some(name) = &o.name {
+            check_name("--name", name)?;
+            if name == &o.archive {
+                return Err(format!("--name {name:?} would replace the archive"));
+            }
+        }
+        if o.cache_control.is_empty() || o.cache_control.chars().any(char::is_control) {
+            return Err("--cache-control must not be empty or contain control characters".into());
+        }
+        o.s3.check()?;
+        Ok(ClipConfig {
+            destination,
+            key_prefix,
+            from,
+            to,
+            archive: o.archive,
+            name: o.name,
+            http_prefix: o.http_prefix,
+            cache_control: o.cache_control,
+            s3: o.s3,
+            request_timeout: seconds("--request-timeout", o.request_timeout)?,
+            log_level: log_level(o.verbose, o.quiet),
+        })
+    }
+}
+
 // ---- `live_upload serve` ----
 
 #[cfg(test)]
@@ -558,6 +676,28 @@ mod tests {
         a[9] = "a.m3u8";
         a[11] = "0";
         assert!(opts(&a).unwrap_err().contains("--archive-every"));
+    }
+
+    #[test]
+    fn clip_options() {
+        let clip = |args: &[&str]| {
+            let mut argv = vec!["live_upload clip", "s3://my-bucket/live"];
+            argv.extend_from_slice(args);
+            ClipConfig::from_opts(ClipOpts::try_parse_from(argv).map_err(|e| e.to_string())?)
+        };
+        let c = clip(&["--from", "10", "--to", "2026-11-22T20:00:00Z"]).unwrap();
+        assert_eq!(c.key_prefix, "live");
+        assert_eq!(c.archive, "archive.m3u8");
+        assert_eq!(c.from, crate::clip::Bound::Offset(10 * TICKS_PER_SECOND));
+        assert!(clip(&["--from", "x", "--to", "1"])
+            .unwrap_err()
+            .starts_with("--from"));
+        assert!(
+            clip(&["--from", "0", "--to", "1", "--name", "archive.m3u8"])
+                .unwrap_err()
+                .contains("replace the archive")
+        );
+        assert!(clip(&["--from", "0"]).is_err(), "--to is required");
     }
 
     #[test]

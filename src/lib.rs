@@ -8,6 +8,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod clip;
 pub mod playlist;
 pub mod resume;
 pub mod segmenter;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use live_upload::channel;
-use live_upload::cli::{exit, Config, Opts};
+use live_upload::cli::{exit, ClipConfig, ClipOpts, Config, Opts};
 use live_upload::resume;
 use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError};
 use live_upload::uploader::retry::RetryPolicy;
@@ -31,7 +31,10 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // subcommands come first; anything else is the segmenting command, whose
     // first argument is its input (a file named like a subcommand: ./clip)
-    let code = parse_and_run::<Opts>(&args, run);
+    let code = match args.get(1).and_then(|a| a.to_str()) {
+        Some("clip") => parse_and_run::<ClipOpts>(&args[1..], run_clip),
+        _ => parse_and_run::<Opts>(&args, run),
+    };
     ExitCode::from(code as u8)
 }
 
@@ -375,4 +378,90 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
     }
     let first_discontinuity = plan.first_discontinuity || first != plan.first_sequence;
     Ok((first, first_discontinuity))
+}
+
+/// `live_upload clip`: reads the archive, writes a VOD playlist for the
+/// range beside it, prints its key (and URL).
+fn run_clip(opts: ClipOpts) -> i32 {
+    let cfg = match ClipConfig::from_opts(opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("live_upload clip: error: {e}");
+            return exit::USAGE;
+        }
+    };
+    init_logging(cfg.log_level);
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(clip(&cfg)) {
+        Ok((key, url)) => {
+            println!("{key}");
+            if let Some(url) = url {
+                println!("{url}");
+            }
+            exit::OK
+        }
+        Err((code, msg)) => fail(code, msg),
+    }
+}
+
+async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), (i32, String)> {
+    use live_upload::uploader::store::{Body, ObjectMeta};
+    use live_upload::uploader::{object_key, PLAYLIST_CONTENT_TYPE};
+    let storage = |e: String| (exit::STORAGE, e);
+    if let live_upload::cli::Destination::Local(dir) = &cfg.destination {
+        if !dir.is_dir() {
+            return Err(storage(format!("{} is not a directory", dir.display())));
+        }
+    }
+    let connect_timeout = Duration::from_secs(5).min(cfg.request_timeout);
+    let store = open_store(&cfg.destination, &cfg.s3, None, connect_timeout)
+        .await
+        .map_err(storage)?;
+    let retrier = live_upload::uploader::retry::Retrier::new(RetryPolicy {
+        attempt_timeout: cfg.request_timeout,
+        ..RetryPolicy::default()
+    });
+    let key = object_key(&cfg.key_prefix, &cfg.archive);
+    let text = retrier
+        .run(&format!("GET {key}"), || store.get(key.clone()))
+        .await
+        .map_err(|e| storage(format!("{}: cannot read {key}: {e}", store.describe())))?
+        .ok_or_else(|| storage(format!("{}: there is no archive {key}", store.describe())))?;
+    let archive =
+        resume::parse_published(&text, "", "").map_err(|e| storage(format!("{key}: {e}")))?;
+    let chosen = live_upload::clip::select(&archive, cfg.from, cfg.to)
+        .map_err(|e| (exit::USAGE, format!("{key}: {e}")))?;
+    let name = cfg
+        .name
+        .clone()
+        .unwrap_or_else(|| live_upload::clip::default_name(&chosen));
+    let body = live_upload::clip::render(&archive, &chosen).into_bytes();
+    let ticks: i64 = chosen.iter().map(|e| e.duration).sum();
+    let clip_key = object_key(&cfg.key_prefix, &name);
+    let meta = ObjectMeta {
+        content_type: PLAYLIST_CONTENT_TYPE.to_string(),
+        cache_control: cfg.cache_control.clone(),
+    };
+    let body = Body::Bytes(Arc::new(body));
+    retrier
+        .run(&format!("PUT {clip_key}"), || {
+            store.put(clip_key.clone(), body.clone(), meta.clone())
+        })
+        .await
+        .map_err(|e| {
+            storage(format!(
+                "{}: cannot store {clip_key}: {e}",
+                store.describe()
+            ))
+        })?;
+    log::info!(
+        "clip of {} segment(s), {} s, written to {clip_key}",
+        chosen.len(),
+        live_upload::timeline::format_secs(ticks)
+    );
+    let url = cfg.http_prefix.as_ref().map(|p| format!("{p}{name}"));
+    Ok((clip_key, url))
 }

@@ -1,0 +1,371 @@
+//! Clips: a VOD playlist over the archive's segments for a time range.
+//! Pure logic (parsing the range, choosing segments, rendering); the
+//! `live_upload clip` command reads the archive and stores the result.
+
+use chrono::{DateTime, Utc};
+
+use crate::playlist::{Entry, Playlist};
+use crate::resume::Published;
+use crate::timeline::{format_secs, ticks_from_secs, TICKS_PER_SECOND};
+
+/// One end of a clip's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Wall-clock time, matched against EXT-X-PROGRAM-DATE-TIME.
+    Wall(DateTime<Utc>),
+    /// Ticks from the start of the archive.
+    Offset(i64),
+}
+
+/// Reads an RFC 3339 time (`2026-11-22T20:15:00Z`) or an offset from the
+/// start of the archive: seconds (`95.5`), `MM:SS` or `HH:MM:SS[.fff]`.
+pub fn parse_bound(text: &str) -> Result<Bound, String> {
+    let t = text.trim();
+    if t.contains('T') || t.contains('t') {
+        return DateTime::parse_from_rfc3339(t)
+            .map(|d| Bound::Wall(d.with_timezone(&Utc)))
+            .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"));
+    }
+    let bad = || {
+        format!(
+            "{text:?} is neither an RFC 3339 time (2026-11-22T20:15:00Z) nor an offset \
+             (seconds, MM:SS or HH:MM:SS)"
+        )
+    };
+    let parts: Vec<&str> = t.split(':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    let mut secs = 0.0;
+    for (i, p) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        // only the seconds may have a fraction; minutes and seconds after a
+        // larger unit stay below 60
+        let v: f64 = if last {
+            p.parse().map_err(|_| bad())?
+        } else {
+            p.parse::<u32>().map_err(|_| bad())?.into()
+        };
+        if !v.is_finite() || v < 0.0 || (i > 0 && v >= 60.0) {
+            return Err(bad());
+        }
+        secs = secs * 60.0 + v;
+    }
+    Ok(Bound::Offset(ticks_from_secs(secs)))
+}
+
+/// An archive segment placed on both time axes.
+#[derive(Debug, Clone)]
+struct Placed {
+    entry: Entry,
+    offset: i64,
+    wall: Option<DateTime<Utc>>,
+}
+
+/// Why a range cannot be clipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("the range is empty: --from and --to are the same time")]
+    Empty,
+    #[error("the range is reversed: --to ({to}) comes before --from ({from})")]
+    Reversed { from: String, to: String },
+    #[error("give --from and --to the same way: both RFC 3339 times or both offsets")]
+    Mixed,
+    #[error("the archive has no program date times; give the range as offsets")]
+    NoDates,
+    #[error("the archive is empty")]
+    EmptyArchive,
+    #[error("the range starts before the archive does ({start})")]
+    BeforeStart { start: String },
+    #[error("{bound} is not archived yet: the archive ends at {end}")]
+    NotYetArchived { bound: String, end: String },
+    #[error("{bound} is after the end of the event ({end})")]
+    AfterEnd { bound: String, end: String },
+    #[error("no archived segment lies in the range (it falls in a break in the event)")]
+    NoSegments,
+}
+
+/// The segments of `archive` that overlap `[from, to)`: the clip covers the
+/// range and overshoots it by less than a segment at each end.
+pub fn select(archive: &Published, from: Bound, to: Bound) -> Result<Vec<Entry>, RangeError> {
+    let placed = place(archive);
+    let (first, last) = match (placed.first(), placed.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Err(RangeError::EmptyArchive),
+    };
+    let describe = |b: Bound| match b {
+        Bound::Wall(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        Bound::Offset(o) => format!("offset {} s", format_secs(o)),
+    };
+    // (start, end) of a segment on the axis of the bounds
+    let span = |p: &Placed, b: Bound| -> Option<(i64, i64)> {
+        match b {
+            Bound::Offset(_) => Some((p.offset, p.offset + p.entry.duration)),
+            Bound::Wall(_) => {
+                let start = wall_ticks(p.wall?);
+                Some((start, start + p.entry.duration))
+            }
+        }
+    };
+    let value = |b: Bound| match b {
+        Bound::Offset(o) => o,
+        Bound::Wall(t) => wall_ticks(t),
+    };
+    let (lo, hi) = match (from, to) {
+        (Bound::Wall(_), Bound::Offset(_)) | (Bound::Offset(_), Bound::Wall(_)) => {
+            return Err(RangeError::Mixed)
+        }
+        _ => (value(from), value(to)),
+    };
+    if lo == hi {
+        return Err(RangeError::Empty);
+    }
+    if hi < lo {
+        return Err(RangeError::Reversed {
+            from: describe(from),
+            to: describe(to),
+        });
+    }
+    let (Some((start, _)), Some((_, end))) = (span(first, from), span(last, to)) else {
+        return Err(RangeError::NoDates);
+    };
+    let at = |ticks: i64| match from {
+        Bound::Offset(_) => describe(Bound::Offset(ticks)),
+        Bound::Wall(_) => describe(Bound::Wall(
+            DateTime::from_timestamp_millis(ticks / TICKS_PER_MILLI).unwrap_or_default(),
+        )),
+    };
+    if lo < start {
+        return Err(RangeError::BeforeStart { start: at(start) });
+    }
+    if hi > end {
+        let bound = if lo >= end {
+            describe(from)
+        } else {
+            describe(to)
+        };
+        return Err(if archive.ended {
+            RangeError::AfterEnd {
+                bound,
+                end: at(end),
+            }
+        } else {
+            RangeError::NotYetArchived {
+                bound,
+                end: at(end),
+            }
+        });
+    }
+    let chosen: Vec<Entry> = placed
+        .iter()
+        .filter(|p| span(p, from).is_some_and(|(s, e)| e > lo && s < hi))
+        .map(|p| Entry {
+            // the clip dates every segment, extrapolated where the archive did not
+            program_date_time: p.wall,
+            ..p.entry.clone()
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(RangeError::NoSegments);
+    }
+    Ok(chosen)
+}
+
+const TICKS_PER_MILLI: i64 = TICKS_PER_SECOND / 1000;
+
+/// A wall-clock time as ticks since 1970 (program date times carry
+/// milliseconds).
+fn wall_ticks(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis() * TICKS_PER_MILLI
+}
+
+/// Places every entry at its offset from the archive's start and at its
+/// wall-clock time: its own program date time, or the last one seen plus
+/// the durations since (RFC 8216 §4.3.2.6).
+fn place(archive: &Published) -> Vec<Placed> {
+    let mut offset = 0;
+    let mut wall: Option<DateTime<Utc>> = None;
+    archive
+        .entries
+        .iter()
+        .map(|e| {
+            if let Some(t) = e.program_date_time {
+                wall = Some(t);
+            }
+            let p = Placed {
+                entry: e.clone(),
+                offset,
+                wall,
+            };
+            offset += e.duration;
+            let micros = e.duration * 1_000_000 / TICKS_PER_SECOND;
+            wall = wall.map(|t| t + chrono::Duration::microseconds(micros));
+            p
+        })
+        .collect()
+}
+
+/// The clip's VOD playlist: the chosen entries as the archive lists them
+/// (same URIs, durations, dates and breaks), with EXT-X-ENDLIST.
+pub fn render(archive: &Published, chosen: &[Entry]) -> String {
+    let mut playlist = Playlist::archive(archive.target_duration as i64 * TICKS_PER_SECOND);
+    for (i, e) in chosen.iter().enumerate() {
+        playlist.push(Entry {
+            // a clip starts clean: its first segment follows no break in it
+            discontinuity: e.discontinuity && i > 0,
+            ..e.clone()
+        });
+    }
+    playlist.end();
+    playlist.render()
+}
+
+/// The default clip name: the numbers of its first and last segments.
+pub fn default_name(chosen: &[Entry]) -> String {
+    match (chosen.first(), chosen.last()) {
+        (Some(a), Some(b)) => format!("clip-{:05}-{:05}.m3u8", a.sequence, b.sequence),
+        _ => "clip.m3u8".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resume::parse_published;
+    use chrono::TimeZone;
+
+    const S: i64 = TICKS_PER_SECOND;
+
+    /// Ten 4 s segments from 20:00:00, a break (and a one-minute jump in
+    /// wall-clock time) before the seventh.
+    fn archive(ended: bool) -> Published {
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-PLAYLIST-TYPE:EVENT\n",
+        );
+        for n in 1..=10u32 {
+            let secs = 4 * (n - 1) + if n >= 7 { 60 } else { 0 };
+            if n == 7 {
+                text += "#EXT-X-DISCONTINUITY\n";
+            }
+            // only some segments carry a date: the rest are extrapolated
+            if n % 3 == 1 {
+                text += &format!(
+                    "#EXT-X-PROGRAM-DATE-TIME:2026-11-22T20:{:02}:{:02}.000Z\n",
+                    secs / 60,
+                    secs % 60
+                );
+            }
+            text += &format!("#EXTINF:4.000,\nlive-{n:05}.ts\n");
+        }
+        if ended {
+            text += "#EXT-X-ENDLIST\n";
+        }
+        parse_published(text.as_bytes(), "", "live").unwrap()
+    }
+
+    fn numbers(chosen: &[Entry]) -> Vec<u64> {
+        chosen.iter().map(|e| e.sequence).collect()
+    }
+
+    fn wall(h: u32, m: u32, s: u32) -> Bound {
+        Bound::Wall(Utc.with_ymd_and_hms(2026, 11, 22, h, m, s).unwrap())
+    }
+
+    #[test]
+    fn bounds_parse_as_times_or_offsets() {
+        assert_eq!(parse_bound("2026-11-22T20:00:04Z").unwrap(), wall(20, 0, 4));
+        assert_eq!(
+            parse_bound("2026-11-22T21:00:04+01:00").unwrap(),
+            wall(20, 0, 4)
+        );
+        assert_eq!(parse_bound("95.5").unwrap(), Bound::Offset(95 * S + S / 2));
+        assert_eq!(parse_bound("1:30").unwrap(), Bound::Offset(90 * S));
+        assert_eq!(
+            parse_bound("01:00:02.25").unwrap(),
+            Bound::Offset(3602 * S + S / 4)
+        );
+        for bad in [
+            "",
+            "abc",
+            "1:75",
+            "-3",
+            "1::2",
+            "2026-11-22T25:00:00Z",
+            "1:2:3:4",
+            "inf",
+        ] {
+            assert!(parse_bound(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn offsets_choose_the_segments_that_overlap_the_range() {
+        let a = archive(false);
+        let pick = |f: i64, t: i64| select(&a, Bound::Offset(f), Bound::Offset(t));
+        assert_eq!(numbers(&pick(0, 4 * S).unwrap()), vec![1]);
+        assert_eq!(numbers(&pick(5 * S, 9 * S).unwrap()), vec![2, 3]);
+        assert_eq!(numbers(&pick(8 * S, 8 * S + 1).unwrap()), vec![3]);
+        assert_eq!(numbers(&pick(0, 40 * S).unwrap()).len(), 10);
+    }
+
+    #[test]
+    fn wall_clock_times_follow_program_date_time_across_a_break() {
+        let a = archive(false);
+        let chosen = select(&a, wall(20, 0, 6), wall(20, 1, 26)).unwrap();
+        // 20:00:06 is in segment 2; 20:01:26 in segment 7 (starts 20:01:24)
+        assert_eq!(numbers(&chosen), vec![2, 3, 4, 5, 6, 7]);
+        // a range inside the minute without video
+        assert_eq!(
+            select(&a, wall(20, 0, 30), wall(20, 0, 50)),
+            Err(RangeError::NoSegments)
+        );
+        let text = render(&a, &chosen);
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-PROGRAM-DATE-TIME:"));
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2\n"));
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+        assert!(text.ends_with("live-00007.ts\n#EXT-X-ENDLIST\n"), "{text}");
+        assert_eq!(default_name(&chosen), "clip-00002-00007.m3u8");
+    }
+
+    #[test]
+    fn bad_ranges_are_refused_with_reasons() {
+        let live = archive(false);
+        let o = Bound::Offset;
+        assert_eq!(select(&live, o(5 * S), o(5 * S)), Err(RangeError::Empty));
+        assert!(matches!(
+            select(&live, o(9 * S), o(5 * S)),
+            Err(RangeError::Reversed { .. })
+        ));
+        assert_eq!(
+            select(&live, o(5 * S), wall(20, 0, 9)),
+            Err(RangeError::Mixed)
+        );
+        let err = select(&live, o(30 * S), o(45 * S)).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "offset 45.000 s is not archived yet: the archive ends at offset 40.000 s"
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            select(&archive(true), o(41 * S), o(45 * S)),
+            Err(RangeError::AfterEnd { .. })
+        ));
+        assert!(matches!(
+            select(&live, wall(19, 59, 0), wall(20, 0, 2)),
+            Err(RangeError::BeforeStart { .. })
+        ));
+        let mut undated = archive(true);
+        undated
+            .entries
+            .iter_mut()
+            .for_each(|e| e.program_date_time = None);
+        assert_eq!(
+            select(&undated, wall(20, 0, 0), wall(20, 0, 2)),
+            Err(RangeError::NoDates)
+        );
+        undated.entries.clear();
+        assert_eq!(select(&undated, o(0), o(1)), Err(RangeError::EmptyArchive));
+    }
+}
