@@ -1,8 +1,11 @@
 //! The publish-latency baseline for `scripts/bench.sh`: COUNT times, one bare
-//! PUT of a SIZE-byte object then one PUT of a playlist-sized object, through
-//! the same S3 client code live_upload uses, then one GET of the playlist
-//! through the store's anonymous web endpoint (the moment a player can read
-//! it); prints each round's time in milliseconds, one per line.
+//! PUT of a SIZE-byte object then one PUT of a playlist-sized object that
+//! lists it, through the same S3 client code live_upload uses, then one GET
+//! of the playlist through the store's anonymous web endpoint (the moment a
+//! player can read it). Prints one line per round: the object's name, the
+//! round's start (seconds since 1970, to the microsecond, for the same
+//! poller that watches live_upload's playlist) and the round's time in
+//! milliseconds.
 //!
 //!     put_baseline BUCKET ENDPOINT SIZE COUNT WEB_ADDR WEB_HOST [INTERVAL_MS]
 //!
@@ -43,7 +46,15 @@ fn main() -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
         let segment = Arc::new((0..size).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>());
-        let playlist = Arc::new(vec![b'#'; 600]);
+        // a playlist of live_upload's usual size, listing the new object last
+        let playlist = |name: &str| {
+            let mut text = "#EXTM3U\n".to_string();
+            text.push_str(&"#".repeat(600 - text.len() - name.len() - 1));
+            text.push('\n');
+            text.push_str(name);
+            text.push('\n');
+            Arc::new(text.into_bytes())
+        };
         let meta = |content_type: &str| ObjectMeta {
             content_type: content_type.to_string(),
             cache_control: "max-age=1".to_string(),
@@ -54,7 +65,11 @@ fn main() -> anyhow::Result<()> {
                 tokio::time::sleep_until(began + every * i as u32).await;
             }
             let start = Instant::now();
-            let key = format!("baseline/object-{i:05}.ts");
+            let epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs_f64();
+            let name = format!("object-{i:05}.ts");
+            let key = format!("baseline/{name}");
             store
                 .put(key, Body::Bytes(segment.clone()), meta("video/mp2t"))
                 .await?;
@@ -62,7 +77,7 @@ fn main() -> anyhow::Result<()> {
             store
                 .put(
                     index,
-                    Body::Bytes(playlist.clone()),
+                    Body::Bytes(playlist(&name)),
                     meta("application/vnd.apple.mpegurl"),
                 )
                 .await?;
@@ -70,7 +85,10 @@ fn main() -> anyhow::Result<()> {
                 reader.get("/baseline/index.m3u8")? == 200,
                 "the playlist is readable"
             );
-            println!("{:.3}", start.elapsed().as_secs_f64() * 1000.0);
+            println!(
+                "{name},{epoch:.6},{:.3}",
+                start.elapsed().as_secs_f64() * 1000.0
+            );
         }
         Ok(())
     })

@@ -10,6 +10,9 @@
 #   4. CPU of live_upload while a 720p30 stream arrives at real speed;
 #   and a callgrind profile of the segmenting path.
 # Usage: scripts/bench.sh   (RUNS=5 MINUTES=10 LIVE_SECONDS=120 by default)
+# BENCH_ONLY=latency (or a comma list of segmenting, latency, realtime, memory,
+# profile) runs only those parts; the report then keeps the other parts' raw
+# figures from the last run and dates each part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,6 +25,7 @@ bin=target/release/live_upload
 out=target/bench
 mkdir -p "$out"
 q=(-hide_banner -loglevel error -y)
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 
 # --- inputs: one encoded minute, looped with continuous timestamps ---------
 make_input() { # name size rate bitrate gop
@@ -43,7 +47,6 @@ make_input in1080 1920x1080 60 12M 120
 make_input live720 1280x720 30 4M 30   # 1 s keyframes, for the latency run
 
 # --- 1. segmenting cost ----------------------------------------------------
-: > "$out/segmenting.csv"
 # outputs go to tmpfs, so that the kernel's writeback of gigabytes to disk
 # does not land on whichever run happens to trigger it
 tmp=/tmp
@@ -58,7 +61,8 @@ timed() { # label input command...
     cat "$work/err" >&2; exit 1; }
   echo "$input,$label,$(cat "$work/time")" >> "$out/segmenting.csv"
 }
-for input in in720 in1080; do
+want segmenting && : > "$out/segmenting.csv"
+want segmenting && for input in in720 in1080; do
   # one discarded pair first: the first run after an input is written pays
   # for warming caches, and the alternation would always give it to live_upload
   for i in $(seq 0 "$runs"); do
@@ -74,6 +78,7 @@ for input in in720 in1080; do
 done
 
 # --- 2. publish latency against Garage --------------------------------------
+if want latency; then
 scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true
 rm -rf "$out/garage"
 WATCH_PID=$$ scripts/garage.sh start "$out/garage" > /dev/null
@@ -89,22 +94,26 @@ ffmpeg "${q[@]}" -re -stream_loop -1 -i "$out/live720-1min.ts" -t "$live" -c cop
 wait "$poller"
 size=$(awk '/ready:/ { for (i = 1; i <= NF; i++) if ($i == "bytes") print $(i-1) }' "$out/latency.log" |
   sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-# the baseline runs under the same polling load as the measured run
-python3 scripts/bench_poll.py "$GARAGE_WEB" "$GARAGE_WEB_HOST" baseline/index.m3u8 > /dev/null &
+# the baseline is watched by the same poller as the measured run: both
+# latencies end when the poller first sees the new name in the playlist
+python3 scripts/bench_poll.py "$GARAGE_WEB" "$GARAGE_WEB_HOST" baseline/index.m3u8 \
+  > "$out/baseline_seen.csv" &
 poller=$!
 target/release/examples/put_baseline live "$GARAGE_S3" "$size" 100 "$GARAGE_WEB" \
   "$GARAGE_WEB_HOST" 1000 > "$out/baseline.txt"
 kill "$poller"
+fi
 
 # --- 4. real-time CPU into a local directory --------------------------------
-ffmpeg "${q[@]}" -re -stream_loop -1 -i "$out/in720-1min.ts" -t "$live" -c copy -f mpegts - |
+want realtime && ffmpeg "${q[@]}" -re -stream_loop -1 -i "$out/in720-1min.ts" -t "$live" -c copy -f mpegts - |
   /usr/bin/time -f "%U,%S,%e" -o "$out/realtime-cpu.txt" \
     "$bin" - 6 "$work/rspool" live index.m3u8 "" "file://$work/rwww" live -q
 
 # --- 3. memory over an hour of media ----------------------------------------
-LONGRUN_DIR="$work/longrun" scripts/longrun.sh 1 > "$out/memory.md"
+want memory && LONGRUN_DIR="$work/longrun" scripts/longrun.sh 1 > "$out/memory.md"
 
 # --- profile of the segmenting path (instruction counts, 1 minute of 720p) ---
+if want profile; then
 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.live_upload" \
   "$bin" "$out/in720-1min.ts" 6 "$work/pspool" live index.m3u8 "" "file://$work/pwww" p -q \
   2> "$out/valgrind.log"
@@ -112,5 +121,6 @@ valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.ffmpeg" \
   ffmpeg -v error -i "$out/in720-1min.ts" -c copy -f hls -hls_time 6 -hls_list_size 5 \
   "$work/pff.m3u8" 2>> "$out/valgrind.log"
 callgrind_annotate --inclusive=no "$out/callgrind.live_upload" > "$out/profile.txt" 2>/dev/null
+fi
 
 python3 scripts/bench_report.py "$out" "$minutes" "$runs" "$live"

@@ -19,6 +19,12 @@ def pct(values, p):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def measured(*names):
+    """When a part's raw figures were written (their files' dates)."""
+    days = sorted({datetime.date.fromtimestamp((out / n).stat().st_mtime).isoformat() for n in names})
+    return "_Measured " + " and ".join(days) + "._"
+
+
 def cpu_line(path):
     user, sys_, wall = (float(x) for x in path.read_text().strip().split(","))
     return user + sys_, wall
@@ -31,6 +37,8 @@ add = lines.append
 rows = list(csv.reader(open(out / "segmenting.csv")))
 names = {"in720": "720p30 H.264+AAC, 4 Mbps", "in1080": "1080p60 H.264+AAC, 12 Mbps"}
 add(f"### Segmenting cost ({minutes} min of media into a local directory on tmpfs, median of {runs} runs each, alternating)")
+add("")
+add(measured("segmenting.csv"))
 add("")
 add("| input | live_upload CPU (user+sys) | ffmpeg -c copy -f hls CPU | CPU ratio | user time only: live_upload / ffmpeg | live_upload wall | ffmpeg wall |")
 add("|---|---|---|---|---|---|---|")
@@ -56,26 +64,37 @@ for line in open(out / "latency.log"):
         ready[m.group(2)] = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
 seen = {r[0]: float(r[1]) for r in csv.reader(open(out / "first_seen.csv"))}
 lat = [(seen[n] - t) * 1000 for n, t in ready.items() if n in seen]
-base = [float(x) for x in open(out / "baseline.txt") if x.strip()]
+# baseline rounds: name, start (epoch seconds), time to the baseline's own GET
+rounds = [r for r in csv.reader(open(out / "baseline.txt")) if len(r) == 3]
+base_seen = {r[0]: float(r[1]) for r in csv.reader(open(out / "baseline_seen.csv"))}
+base = [(base_seen[n] - float(t)) * 1000 for n, t, _ in rounds if n in base_seen]
+base_get = [float(ms) for _, _, ms in rounds]
 add(f"### Publish latency (Garage on 127.0.0.1, 720p30 at 4 Mbps arriving at real speed, 1 s segments, {live} s)")
 add("")
-add("From the moment the segmenter closes a segment to the moment a playlist listing it can be read "
-    "from Garage's web endpoint (polled over plain HTTP), beside the baseline: one bare PUT of an object "
-    "of the median segment size, one PUT of a playlist, through the same S3 client, and one GET of that "
-    "playlist from the web endpoint (so both end when a player could read it), a round every second as "
-    "segments arrive, while the same poller reads from Garage.")
+add(measured("latency.log", "baseline.txt"))
+add("")
+add("From the moment the segmenter closes a segment (its log line, to the microsecond) to the moment "
+    "a poller reading Garage's web endpoint over plain HTTP (a GET every 0.5 ms) first sees a playlist "
+    "that lists it, beside the baseline: one bare PUT of an object of the median segment size, then one "
+    "PUT of a playlist that lists it, through the same S3 client, a round every second as segments "
+    "arrive, timed from the round's start to the moment the same poller first sees the baseline "
+    "playlist with the new name. Both sides are measured the same way, so the poller's own delay is in "
+    "both.")
 add("")
 add("| | segments | p50 | p95 | p99 |")
 add("|---|---|---|---|---|")
 add(f"| live_upload, cut to readable | {len(lat)} | {pct(lat, 50):.1f} ms | {pct(lat, 95):.1f} ms | {pct(lat, 99):.1f} ms |")
-add(f"| baseline, PUT + PUT + GET | {len(base)} | {pct(base, 50):.1f} ms | {pct(base, 95):.1f} ms | {pct(base, 99):.1f} ms |")
+add(f"| baseline, PUT + PUT, seen by the poller | {len(base)} | {pct(base, 50):.1f} ms | {pct(base, 95):.1f} ms | {pct(base, 99):.1f} ms |")
 add(f"| ratio | | **{pct(lat, 50) / pct(base, 50):.2f}** | {pct(lat, 95) / pct(base, 95):.2f} | **{pct(lat, 99) / pct(base, 99):.2f}** |")
+add(f"| baseline, PUT + PUT + one GET right after (no poller) | {len(base_get)} | {pct(base_get, 50):.1f} ms | {pct(base_get, 95):.1f} ms | {pct(base_get, 99):.1f} ms |")
 add("")
 
 # 4. real-time CPU
 cpu, wall = cpu_line(out / "realtime-cpu.txt")
 cpu_s3, wall_s3 = cpu_line(out / "latency-cpu.txt")
 add(f"### CPU while a 720p30 stream (4 Mbps) arrives at real speed ({live} s)")
+add("")
+add(measured("realtime-cpu.txt", "latency-cpu.txt"))
 add("")
 add("| destination | CPU time | wall | share of one core |")
 add("|---|---|---|---|")
@@ -86,6 +105,8 @@ add("")
 # 3. memory
 add("### Memory over an hour of media at full speed (`scripts/longrun.sh 1`)")
 add("")
+add(measured("memory.md"))
+add("")
 add((out / "memory.md").read_text().strip())
 add("")
 
@@ -93,6 +114,8 @@ add("")
 refs = re.findall(r"I\s+refs:\s+([\d,]+)", (out / "valgrind.log").read_text())
 lu_refs, ff_refs = (int(x.replace(",", "")) for x in refs[:2])
 add("### Where the time goes (callgrind, 1 minute of the 720p input)")
+add("")
+add(measured("valgrind.log"))
 add("")
 add(f"Instructions: live_upload {lu_refs:,}, `ffmpeg -c copy -f hls` {ff_refs:,} "
     f"(ratio {lu_refs / ff_refs:.2f}). live_upload's most expensive functions (self cost):")

@@ -63,7 +63,7 @@ fn init_logging(level: log::LevelFilter) {
         .filter_module("aws", log::LevelFilter::Warn)
         .filter_module("hyper", log::LevelFilter::Warn)
         .parse_env("RUST_LOG")
-        .format_timestamp_millis()
+        .format_timestamp_micros()
         .init();
 }
 
