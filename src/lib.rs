@@ -11,6 +11,7 @@ pub mod cli;
 pub mod playlist;
 pub mod resume;
 pub mod segmenter;
+pub mod serve;
 pub mod timeline;
 pub mod uploader;
 
