@@ -353,6 +353,15 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
 async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let hls_js = load_hls_js(&cfg)?;
     let source = open_source(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| error(exit::USAGE, format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| {
+        error(
+            exit::INTERNAL,
+            format!("cannot read the bound address: {e}"),
+        )
+    })?;
     let script = match &hls_js {
         Some((p, _)) => {
             log::info!("the player page uses {}", p.display());
@@ -364,15 +373,6 @@ async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             url
         }
     };
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| error(exit::USAGE, format!("cannot listen on {}: {e}", cfg.listen)))?;
-    let addr: SocketAddr = listener.local_addr().map_err(|e| {
-        error(
-            exit::INTERNAL,
-            format!("cannot read the bound address: {e}"),
-        )
-    })?;
     if cfg.token.is_none() && !addr.ip().is_loopback() {
         log::warn!("listening on {addr} without --token: anyone who can reach it can watch");
     }
