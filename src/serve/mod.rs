@@ -21,6 +21,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use axum::middleware::{self, Next};
+use axum::serve::ListenerExt;
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::cors::{Any, CorsLayer};
@@ -387,6 +388,13 @@ async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let _ = std::io::stdout().flush();
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    // without TCP_NODELAY a response's body waits behind its headers for the
+    // client's delayed ACK (40 ms on Linux)
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            log::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         stop_signal().await;
         log::info!("stopping: finishing requests in flight");
