@@ -22,8 +22,11 @@ cargo build --release --locked --quiet --bin live_upload --example serve_load
 work=$(mktemp -d /tmp/live_upload-serve-bench.XXXXXX)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # the source first (the publisher then ends its stream cleanly), then serve
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,9 +49,12 @@ base=$(sed -n 's/.* at \(http:.*\)$/\1/p' "$work/serve.out")
 [ -n "$base" ] || { echo "bench_serve: serve did not start" >&2; exit 1; }
 
 # the publisher: the encoded file played out at real speed (-c copy costs little)
-(ffmpeg -hide_banner -loglevel error -re -i "$work/in.ts" -c copy -f mpegts - |
-  target/release/live_upload - 2 "$work/spool" live index.m3u8 "" "file://$work/www" live -q) &
-pids+=($!)
+mkfifo "$work/pipe"
+ffmpeg -hide_banner -loglevel error -re -i "$work/in.ts" -c copy -f mpegts -y "$work/pipe" &
+source_pid=$!
+target/release/live_upload - 2 "$work/spool" live index.m3u8 "" "file://$work/www" live -q \
+  <"$work/pipe" &
+pids=("$source_pid" $! "$serve_pid")
 playlist="$work/www/live/index.m3u8"
 for _ in $(seq 200); do
   [ -f "$playlist" ] && [ "$(grep -c '\.ts$' "$playlist")" -ge 3 ] && break
@@ -80,8 +86,9 @@ lines = [
     "",
     f"{r['viewers']} viewers on 127.0.0.1 for {r['seconds']:.1f} s, each on its own keep-alive "
     f"connection: reload the playlist every {r['interval_s']:g} s, fetch each new segment once "
-    "(720p30 at 3 Mbps, 2 s segments, about 750 KB each, published at real speed by live_upload "
-    "during the run). The load client runs on the same 2 cores as the server.",
+    f"(720p30 at 3 Mbps, 2 s segments of {r['bytes'] / max(r['segment']['count'], 1) / 1e3:.0f} kB "
+    "on average, published at real speed by live_upload during the run). The load client "
+    "runs on the same 2 cores as the server.",
     "",
     "| | requests | p50 | p99 | max |",
     "|---|---|---|---|---|",
