@@ -5,7 +5,8 @@
 //! condition first reads the object's validators and length with
 //! HeadObject, decides here (the same rules as for a local directory), then
 //! asks for exactly the bytes to send with GetObject, on condition that the
-//! object is still the version the decision was made on.
+//! object is still the version the decision was made on (if it is not, a
+//! playlist replaced meanwhile, the request is decided again).
 
 use std::time::SystemTime;
 
@@ -100,6 +101,29 @@ impl S3Source {
     }
 
     pub async fn serve(&self, key: &str, method: &Method, headers: &HeaderMap) -> Response<Body> {
+        // a playlist replaced between HEAD and GET is read again
+        for _ in 0..3 {
+            if let Some(res) = self.serve_once(key, method, headers).await {
+                return res;
+            }
+        }
+        let mut r = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the object keeps changing, retry\n",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    }
+
+    /// One answer, or `None` when the object changed between the HEAD the
+    /// decision was made on and the GET.
+    async fn serve_once(
+        &self,
+        key: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<Response<Body>> {
         let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
         let conditional = cond::CONDITIONAL_HEADERS
             .iter()
@@ -109,18 +133,21 @@ impl S3Source {
         if *method == Method::HEAD || range.is_some() || conditional {
             let meta = match self.head(key).await {
                 Ok(Some(m)) => m,
-                Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
-                Err(r) => return r,
+                Ok(None) => return Some(plain(StatusCode::NOT_FOUND, "not found\n")),
+                Err(r) => return Some(r),
             };
             let use_range = match cond::evaluate(method, headers, &meta.validators) {
                 Outcome::Serve { use_range } => use_range,
                 Outcome::NotModified => {
                     let mut r = plain(StatusCode::NOT_MODIFIED, "");
                     with_validators(r.headers_mut(), &meta.validators, cache_of(key, &meta));
-                    return r;
+                    return Some(r);
                 }
                 Outcome::PreconditionFailed => {
-                    return plain(StatusCode::PRECONDITION_FAILED, "precondition failed\n")
+                    return Some(plain(
+                        StatusCode::PRECONDITION_FAILED,
+                        "precondition failed\n",
+                    ))
                 }
             };
             if let (Some(r), true) = (range, use_range) {
@@ -133,12 +160,12 @@ impl S3Source {
                             header::CONTENT_RANGE,
                             header_value(format!("bytes */{}", meta.len)),
                         );
-                        return res;
+                        return Some(res);
                     }
                 }
             }
             if *method == Method::HEAD {
-                return respond(key, &meta, part, Body::empty());
+                return Some(respond(key, &meta, part, Body::empty()));
             }
             expect_etag = meta.validators.etag.clone();
         }
@@ -152,19 +179,13 @@ impl S3Source {
         let out = match get.send().await {
             Ok(o) => o,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return plain(StatusCode::NOT_FOUND, "not found\n")
+                return Some(plain(StatusCode::NOT_FOUND, "not found\n"))
             }
             Err(SdkError::ServiceError(s)) if s.raw().status().as_u16() == 412 => {
-                // replaced between HEAD and GET (a playlist being updated)
-                let mut r = plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the object changed, retry\n",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
+                log::debug!("{key} changed between HEAD and GET");
+                return None;
             }
-            Err(e) => return gateway_error(&format!("GET {key}"), e),
+            Err(e) => return Some(gateway_error(&format!("GET {key}"), e)),
         };
         let sent = out.content_length().unwrap_or(0).max(0) as u64;
         let meta = Meta {
@@ -184,7 +205,7 @@ impl S3Source {
         let stream = futures_util::stream::unfold(out.body, |mut body| async move {
             body.next().await.map(|chunk| (chunk, body))
         });
-        respond(key, &meta, part, Body::from_stream(stream))
+        Some(respond(key, &meta, part, Body::from_stream(stream)))
     }
 }
 
