@@ -40,7 +40,7 @@ done
 url=$(sed -n 's/.* at \(http:.*\)$/\1/p' "$out/serve.out")
 echo
 echo "demo: streaming $seconds s of a test pattern into file://$out/www (2 s segments)"
-echo "demo: open $url in a browser (the player starts once three segments are there)"
+echo "demo: open $url in a browser (it waits for the first segments)"
 echo
 
 ffmpeg -hide_banner -loglevel error -re \

@@ -88,11 +88,21 @@ p {{ margin: 0.5em 1em; }}
       }}
     }});
     window.hls = hls;
+    var parsed = false;
     hls.on(Hls.Events.ERROR, function (_, data) {{
+      if (data.fatal && !parsed && data.type === Hls.ErrorTypes.NETWORK_ERROR) {{
+        // the stream has not started yet: try again shortly
+        note("waiting-for-stream", data.details);
+        status.textContent = "waiting for " + playlist;
+        hls.destroy();
+        setTimeout(playHlsJs, 2000);
+        return;
+      }}
       // hls.js recovers from non-fatal errors itself; all are recorded
       note(data.fatal ? "error" : "hls-warning", data.type + " " + data.details);
     }});
     hls.on(Hls.Events.MANIFEST_PARSED, function () {{
+      parsed = true;
       note("manifest");
       video.play().catch(function (e) {{ note("autoplay", String(e)); }});
     }});
