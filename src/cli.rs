@@ -35,8 +35,12 @@ Examples:
   ffmpeg -re -i input.mp4 -c copy -f mpegts - | \\
     live_upload - 10 /tmp/spool live index.m3u8 https://cdn.example/live/ my-bucket live
 
+  # watch what is published: a player page and an HLS origin
+  live_upload serve file:///var/www/hls --listen 127.0.0.1:8080
+
 Other commands:
   live_upload clip --help    a VOD playlist for a time range of the --archive
+  live_upload serve --help   a preview origin with a player page
 
 S3 credentials and region come from the standard AWS chain (AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws files, web identity, container and
@@ -565,6 +569,112 @@ impl ClipConfig {
 
 // ---- `live_upload serve` ----
 
+const SERVE_HELP: &str = "\
+Examples:
+  # preview what live_upload writes to a local directory
+  live_upload serve file:///var/www/hls --listen 127.0.0.1:8080
+  # read through to an S3 prefix, with a token (or set LIVE_UPLOAD_TOKEN)
+  live_upload serve s3://my-bucket/live --token s3cret --endpoint-url http://127.0.0.1:3900 --path-style
+
+Then open http://127.0.0.1:8080/ (with a token: /?token=...): a player page for
+the playlist named by --index. Objects are served at their key below the
+directory or prefix, e.g. /live/index.m3u8.
+
+Exit codes: 0 stopped by SIGINT or SIGTERM, 1 internal error, 2 bad command line
+or the address cannot be listened on, 4 the destination cannot be opened.";
+
+/// Serve a live_upload destination over HTTP as a small HLS origin, with a
+/// player page at `/`.
+#[derive(Debug, Parser)]
+#[command(name = "live_upload serve", version, after_help = SERVE_HELP)]
+pub struct ServeOpts {
+    /// What to serve: file:///absolute/dir or s3://bucket/prefix.
+    pub location: String,
+    /// Address and port to listen on (port 0 picks a free one; the address
+    /// is printed on standard output).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Require this token: `Authorization: Bearer TOKEN` or `?token=TOKEN`
+    /// [default: LIVE_UPLOAD_TOKEN, if set].
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The playlist the player page at / plays, relative to the directory or
+    /// prefix.
+    #[arg(long, value_name = "KEY", default_value = "index.m3u8")]
+    pub index: String,
+    /// hls.js for the player page [default: LIVE_UPLOAD_HLS_JS, then the
+    /// copy scripts/setup.sh installs, else a CDN URL].
+    #[arg(long, value_name = "PATH")]
+    pub hls_js: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// More log output (-v debug: one line per request, -vv trace).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// The checked configuration of `live_upload serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// As given, for messages.
+    pub location: String,
+    pub destination: Destination,
+    /// Normalized like the main command's key prefix.
+    pub key_prefix: String,
+    pub listen: std::net::SocketAddr,
+    pub token: Option<String>,
+    /// Relative key of the player page's playlist (checked like a key).
+    pub index: String,
+    pub hls_js: Option<PathBuf>,
+    pub s3: S3Args,
+    pub log_level: log::LevelFilter,
+}
+
+impl ServeConfig {
+    /// Checks the options; `env_token` is LIVE_UPLOAD_TOKEN, used when
+    /// --token is not given.
+    pub fn from_opts(o: ServeOpts, env_token: Option<String>) -> Result<ServeConfig, String> {
+        let (destination, key_prefix) = parse_location(&o.location)?;
+        let listen = o.listen.parse().map_err(|_| {
+            format!(
+                "--listen {:?} is not an address and port like 127.0.0.1:8080 or [::1]:8080",
+                o.listen
+            )
+        })?;
+        let token = o.token.or(env_token.filter(|t| !t.is_empty()));
+        if let Some(t) = &token {
+            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(
+                    "--token must be printable ASCII without spaces (it goes in a header and a URL)"
+                        .into(),
+                );
+            }
+        }
+        let index = o.index.trim_start_matches('/').to_string();
+        if check_key(&index).is_err() {
+            return Err(format!(
+                "--index {:?} must be a relative key like index.m3u8 or live/index.m3u8",
+                o.index
+            ));
+        }
+        o.s3.check()?;
+        Ok(ServeConfig {
+            location: o.location,
+            destination,
+            key_prefix,
+            listen,
+            token,
+            index,
+            hls_js: o.hls_js,
+            s3: o.s3,
+            log_level: log_level(o.verbose, o.quiet),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,6 +829,45 @@ mod tests {
         assert!(parse_location("my-bucket").unwrap_err().contains("s3://"));
         assert!(parse_location("s3://B/x").is_err());
         assert!(parse_location("s3://my-bucket/../x").is_err());
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, String> {
+        let mut argv = vec!["live_upload serve"];
+        argv.extend_from_slice(args);
+        ServeConfig::from_opts(
+            ServeOpts::try_parse_from(argv).map_err(|e| e.to_string())?,
+            None,
+        )
+    }
+
+    #[test]
+    fn serve_options() {
+        let c = serve(&["file:///srv/hls"]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.index, "index.m3u8");
+        assert_eq!(c.token, None);
+        let c = serve(&[
+            "s3://my-bucket/a//b/",
+            "--listen",
+            "[::1]:0",
+            "--token",
+            "t0k",
+        ])
+        .unwrap();
+        assert_eq!(c.key_prefix, "a/b");
+        assert_eq!(c.token.as_deref(), Some("t0k"));
+        assert!(serve(&["file:///x", "--listen", "localhost"])
+            .unwrap_err()
+            .contains("--listen"));
+        assert!(serve(&["file:///x", "--token", "a b"]).is_err());
+        assert!(serve(&["file:///x", "--index", "../index.m3u8"]).is_err());
+        assert!(serve(&["/srv/hls"]).is_err());
+        let env = ServeConfig::from_opts(
+            ServeOpts::try_parse_from(["s", "file:///x"]).unwrap(),
+            Some("from-env".into()),
+        )
+        .unwrap();
+        assert_eq!(env.token.as_deref(), Some("from-env"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod clip;
 pub mod playlist;
 pub mod resume;
 pub mod segmenter;
+pub mod serve;
 pub mod timeline;
 pub mod uploader;
 

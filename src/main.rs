@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use live_upload::channel;
-use live_upload::cli::{exit, ClipConfig, ClipOpts, Config, Opts};
+use live_upload::cli::{exit, ClipConfig, ClipOpts, Config, Opts, ServeConfig, ServeOpts};
 use live_upload::resume;
 use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError};
 use live_upload::uploader::retry::RetryPolicy;
@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     // first argument is its input (a file named like a subcommand: ./clip)
     let code = match args.get(1).and_then(|a| a.to_str()) {
         Some("clip") => parse_and_run::<ClipOpts>(&args[1..], run_clip),
+        Some("serve") => parse_and_run::<ServeOpts>(&args[1..], run_serve),
         _ => parse_and_run::<Opts>(&args, run),
     };
     ExitCode::from(code as u8)
@@ -84,6 +85,22 @@ fn fail(code: i32, msg: impl std::fmt::Display) -> i32 {
     log::error!("{msg}");
     let _ = std::io::stderr().flush();
     code
+}
+
+fn run_serve(opts: ServeOpts) -> i32 {
+    let env_token = std::env::var("LIVE_UPLOAD_TOKEN").ok();
+    let cfg = match ServeConfig::from_opts(opts, env_token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("live_upload serve: error: {e}");
+            return exit::USAGE;
+        }
+    };
+    init_logging(cfg.log_level);
+    match live_upload::serve::run(cfg) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(e.code, e.message),
+    }
 }
 
 fn run(opts: Opts) -> i32 {

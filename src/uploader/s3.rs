@@ -101,6 +101,12 @@ impl S3Store {
             description,
         })
     }
+
+    /// The SDK client, for readers that need more than [`Store`] offers
+    /// (`live_upload serve`'s ranges and conditions).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Store for S3Store {

@@ -1,0 +1,113 @@
+//! The player page in a real browser: headless Chromium from Debian's
+//! packages, driven by playwright-core (both installed by
+//! `scripts/setup.sh --test`), plays a stream while live_upload publishes
+//! it at real speed, through `live_upload serve` with a token. The video's
+//! currentTime must advance by at least 10 s with no stall and no player
+//! error (tests/browser/play.cjs decides; this test runs it).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{live_source, BIN};
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn segments_listed(playlist: &Path) -> usize {
+    std::fs::read_to_string(playlist)
+        .map(|t| t.lines().filter(|l| l.ends_with(".ts")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_player_page_plays_a_live_stream_in_chromium() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let npm = repo.join("target/npm");
+    let hls_js = npm.join("node_modules/hls.js/dist/hls.min.js");
+    for needed in [
+        Path::new("/usr/bin/chromium"),
+        &hls_js,
+        &npm.join("node_modules/playwright-core"),
+    ] {
+        assert!(
+            needed.exists(),
+            "{} is missing: run scripts/setup.sh --test",
+            needed.display()
+        );
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    // 40 s of a test pattern at real speed, 2 s segments
+    let mut source = live_source(40, "testsrc2");
+    let input = source.stdout.take().unwrap();
+    let _source = Kill(source);
+    let publisher = Command::new(BIN)
+        .args(["-", "2"])
+        .arg(tmp.path().join("spool"))
+        .args(["live", "index.m3u8", ""])
+        .arg(format!("file://{}", www.display()))
+        .args(["live", "-q"])
+        .stdin(input)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _publisher = Kill(publisher);
+
+    // the player starts three segments behind the live edge: wait for them
+    let playlist = www.join("live/index.m3u8");
+    let start = Instant::now();
+    while segments_listed(&playlist) < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no playlist with three segments after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let token = "browser-test-token";
+    let mut server = Command::new(BIN)
+        .args(["serve", &format!("file://{}", www.display())])
+        .args(["--listen", "127.0.0.1:0", "--index", "live/index.m3u8"])
+        .args(["--token", token, "--hls-js"])
+        .arg(&hls_js)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Kill(server);
+    let base = line
+        .trim()
+        .rsplit_once(" at ")
+        .map(|(_, u)| u.to_string())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+
+    let out = Command::new("node")
+        .arg(repo.join("tests/browser/play.cjs"))
+        .arg(format!("{base}?token={token}"))
+        .arg("40")
+        .env("LIVE_UPLOAD_NPM", &npm)
+        .output()
+        .expect("node is installed (scripts/setup.sh --test)");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    println!("{summary}");
+    assert!(
+        out.status.success(),
+        "the player did not play 10 s cleanly (exit {:?}): {summary}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
