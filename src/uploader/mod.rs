@@ -166,6 +166,22 @@ pub fn object_key(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Logs a published playlist version: a summary at debug level, the whole
+/// text at trace level (the tests read it back).
+fn log_version(key: &str, version: u64, text: &[u8]) {
+    let text = String::from_utf8_lossy(text);
+    log::debug!(
+        "published {key} version {version} ({} segment(s){})",
+        text.matches("#EXTINF").count(),
+        if text.contains("#EXT-X-ENDLIST") {
+            ", ended"
+        } else {
+            ""
+        }
+    );
+    log::trace!("playlist {key} version {version}:\n{text}");
+}
+
 type SegmentResult = (Instant, SegmentReady, Result<(), StoreError>);
 /// The outcome of a playlist PUT, with what depends on it: keys to delete
 /// later and spool files to remove.
@@ -655,21 +671,7 @@ impl Uploader {
         result.map_err(|source| self.error(&key, source))?;
         self.summary.archive_versions += 1;
         self.summary.archive_bytes += text.len() as u64;
-        let text = String::from_utf8_lossy(text);
-        log::debug!(
-            "published {key} version {} ({} segment(s){})",
-            self.summary.archive_versions,
-            text.matches("#EXTINF").count(),
-            if text.contains("#EXT-X-ENDLIST") {
-                ", ended"
-            } else {
-                ""
-            }
-        );
-        log::trace!(
-            "playlist {key} version {}:\n{text}",
-            self.summary.archive_versions
-        );
+        log_version(&key, self.summary.archive_versions, text);
         Ok(())
     }
 
@@ -683,21 +685,7 @@ impl Uploader {
         result.map_err(|source| self.error(&key, source))?;
         self.summary.playlist_versions += 1;
         self.summary.playlist_bytes += text.len() as u64;
-        let text = String::from_utf8_lossy(text);
-        log::debug!(
-            "published {key} version {} ({} segment(s){})",
-            self.summary.playlist_versions,
-            text.matches("#EXTINF").count(),
-            if text.contains("#EXT-X-ENDLIST") {
-                ", ended"
-            } else {
-                ""
-            }
-        );
-        log::trace!(
-            "playlist {key} version {}:\n{text}",
-            self.summary.playlist_versions
-        );
+        log_version(&key, self.summary.playlist_versions, text);
         let now = Instant::now();
         for (key, ticks) in leaving {
             let due = now
