@@ -1,5 +1,8 @@
 //! The publish-latency baseline for `scripts/bench.sh`: COUNT times, one bare
-//! PUT of a SIZE-byte object then one PUT of a playlist-sized object that
+//! PUT of a SIZE-byte object cut from FILE (the measured run's input: real
+//! media, which the store compresses and stores like a segment, unlike
+//! made-up bytes; each round takes the next piece, as each segment is new)
+//! then one PUT of a playlist-sized object that
 //! lists it, through the same S3 client code live_upload uses, then one GET
 //! of the playlist through the store's anonymous web endpoint (the moment a
 //! player can read it). Prints one line per round: the object's name, the
@@ -7,7 +10,7 @@
 //! poller that watches live_upload's playlist) and the round's time in
 //! milliseconds.
 //!
-//!     put_baseline BUCKET ENDPOINT SIZE COUNT WEB_ADDR WEB_HOST [INTERVAL_MS]
+//!     put_baseline BUCKET ENDPOINT FILE SIZE COUNT WEB_ADDR WEB_HOST [INTERVAL_MS]
 //!
 //! With INTERVAL_MS, a round starts every INTERVAL_MS (as segments arrive in
 //! a live stream) instead of back to back.
@@ -24,14 +27,17 @@ use live_upload::uploader::store::{Body, ObjectMeta, Store};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: put_baseline BUCKET ENDPOINT SIZE COUNT WEB_ADDR WEB_HOST [INTERVAL_MS]";
-    let (bucket, endpoint, size, count, web, host, interval) = match args.as_slice() {
-        [b, e, s, c, w, h] => (b, e, s, c, w, h, None),
-        [b, e, s, c, w, h, i] => (b, e, s, c, w, h, Some(Duration::from_millis(i.parse()?))),
+    let usage =
+        "usage: put_baseline BUCKET ENDPOINT FILE SIZE COUNT WEB_ADDR WEB_HOST [INTERVAL_MS]";
+    let (bucket, endpoint, file, size, count, web, host, interval) = match args.as_slice() {
+        [b, e, f, s, c, w, h] => (b, e, f, s, c, w, h, None),
+        [b, e, f, s, c, w, h, i] => (b, e, f, s, c, w, h, Some(Duration::from_millis(i.parse()?))),
         _ => anyhow::bail!(usage),
     };
     let mut reader = WebReader::connect(web.trim_start_matches("http://"), host)?;
     let (size, count): (usize, usize) = (size.parse()?, count.parse()?);
+    let media = std::fs::read(file)?;
+    anyhow::ensure!(media.len() > size, "{file} is smaller than {size} bytes");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -45,7 +51,6 @@ fn main() -> anyhow::Result<()> {
         })
         .await
         .map_err(anyhow::Error::msg)?;
-        let segment = Arc::new((0..size).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>());
         // a playlist of live_upload's usual size, listing the new object last
         let playlist = |name: &str| {
             let mut text = "#EXTM3U\n".to_string();
@@ -64,6 +69,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(every) = interval {
                 tokio::time::sleep_until(began + every * i as u32).await;
             }
+            let from = i * size % (media.len() - size);
+            let segment = Arc::new(media[from..from + size].to_vec());
             let start = Instant::now();
             let epoch = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
@@ -71,7 +78,7 @@ fn main() -> anyhow::Result<()> {
             let name = format!("object-{i:05}.ts");
             let key = format!("baseline/{name}");
             store
-                .put(key, Body::Bytes(segment.clone()), meta("video/mp2t"))
+                .put(key, Body::Bytes(segment), meta("video/mp2t"))
                 .await?;
             let index = "baseline/index.m3u8".to_string();
             store

@@ -75,8 +75,10 @@ add(measured("latency.log", "baseline.txt"))
 add("")
 add("From the moment the segmenter closes a segment (its log line, to the microsecond) to the moment "
     "a poller reading Garage's web endpoint over plain HTTP (a GET every 0.5 ms) first sees a playlist "
-    "that lists it, beside the baseline: one bare PUT of an object of the median segment size, then one "
-    "PUT of a playlist that lists it, through the same S3 client, a round every second as segments "
+    "that lists it, beside the baseline: one bare PUT of an object of the median segment size (a new piece of the "
+    "same input each round: Garage compresses and deduplicates stored blocks, so the object must be "
+    "new real media like a segment), "
+    "then one PUT of a playlist that lists it, through the same S3 client, a round every second as segments "
     "arrive, timed from the round's start to the moment the same poller first sees the baseline "
     "playlist with the new name. Both sides are measured the same way, so the poller's own delay is in "
     "both.")
