@@ -417,3 +417,39 @@ fn a_read_error_publishes_what_arrived_and_exits_3() {
     assert!(playlist.matches("#EXTINF").count() >= 3, "{playlist}");
     assert!(decode(&out_dir.join("index.m3u8")).0);
 }
+
+#[test]
+fn hevc_mpeg2_and_open_gop_h264_are_cut_on_their_keyframes() {
+    // keyframes are read from the pictures' own bytes (libav's parsers are
+    // off): IDR and CRA for HEVC, I pictures for MPEG-2, recovery points for
+    // H.264 with open GOPs (no IDR after the first picture)
+    let dir = tempfile::tempdir().unwrap();
+    for (name, extra) in [
+        (
+            "hevc",
+            vec!["-c:v", "libx265", "-x265-params", "log-level=error"],
+        ),
+        ("mpeg2", vec!["-c:v", "mpeg2video", "-b:v", "1M"]),
+        ("open-gop", vec!["-x264-params", "open-gop=1"]),
+    ] {
+        let input = dir.path().join(format!("{name}.ts"));
+        make_av(&input, 8, 30, &extra);
+        let run = run_file(&input, "2", &[]);
+        assert_eq!(run.code(), Some(0), "{name}: {}", run.stderr());
+        let (listed, _) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+        assert_eq!(listed.len(), 4, "{name}: {listed:?}");
+        for (i, seg) in listed.iter().enumerate() {
+            let flags = first_video_flags(&run.object(&format!("ev/{}", seg.uri))).unwrap();
+            assert!(
+                flags.starts_with('K'),
+                "{name} {} starts with {flags}",
+                seg.uri
+            );
+            // the first also holds the audio before the first picture
+            if i > 0 && i + 1 < listed.len() {
+                assert_close(seg.duration, 2.0, 0.001);
+            }
+        }
+        assert_close(total(&listed), packet_span(&input), FRAME);
+    }
+}

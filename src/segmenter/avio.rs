@@ -150,7 +150,12 @@ pub fn open(
             });
         }
         (*ctx).pb = avio;
-        (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
+        // no parsers: PES packets are whole access units, keyframes are read
+        // from their first bytes (see keyframe.rs), and the parsers would
+        // cost about a third of the demuxing; without them libav must not
+        // fill in values from frames either
+        (*ctx).flags |=
+            ffi::AVFMT_FLAG_CUSTOM_IO | ffi::AVFMT_FLAG_NOPARSE | ffi::AVFMT_FLAG_NOFILLIN;
         (*ctx).interrupt_callback = ffi::AVIOInterruptCB {
             callback: Some(interrupted),
             opaque: reader.cast(),

@@ -69,6 +69,11 @@ struct StreamClock {
     /// Number of resets this stream has seen.
     epoch: u32,
     last_pos: Option<u64>,
+    /// The last packet's unwrapped decode time and the step from the one
+    /// before: the duration of packets that carry none (the demuxer runs
+    /// without parsers, which would fill it in).
+    last_dts: Option<i64>,
+    step: i64,
 }
 
 struct Open {
@@ -111,6 +116,8 @@ impl Cutter {
                 unwrapper: Unwrapper::new(MAX_BACK, max_forward),
                 epoch: 0,
                 last_pos: None,
+                last_dts: None,
+                step: 0,
             })
             .collect();
         Cutter {
@@ -135,7 +142,18 @@ impl Cutter {
             stream.epoch += 1;
         }
         let pts = u.ticks + pkt.pts.map_or(0, |p| p - raw);
-        let end = pts + pkt.duration.max(0);
+        if let Some(last) = stream.last_dts.filter(|_| !u.reset) {
+            if u.ticks > last {
+                stream.step = u.ticks - last;
+            }
+        }
+        stream.last_dts = Some(u.ticks);
+        let duration = if pkt.duration > 0 {
+            pkt.duration
+        } else {
+            stream.step
+        };
+        let end = pts + duration;
         let pes_start = pkt.pos.is_some() && pkt.pos != stream.last_pos;
         if pes_start {
             stream.last_pos = pkt.pos;

@@ -9,6 +9,7 @@
 mod avio;
 pub mod avlog;
 pub mod cutter;
+pub mod keyframe;
 pub mod router;
 pub mod source;
 pub mod spool;
@@ -113,6 +114,10 @@ pub fn segment_number(name: &str, prefix: &str) -> Option<u64> {
 
 struct StreamMeta {
     medium: Media,
+    codec: keyframe::Codec,
+    /// AAC's sample rate: its packets' durations are counted from their
+    /// ADTS frames.
+    aac_rate: Option<i64>,
     /// time_base as (num, den)
     time_base: (i64, i64),
     selected: bool,
@@ -269,8 +274,24 @@ pub fn run_reader(
             pos: u64::try_from(packet.position()).ok(),
             pts: packet.pts().map(|t| to_ticks(t, meta.time_base)),
             dts: packet.dts().map(|t| to_ticks(t, meta.time_base)),
-            duration: to_ticks(packet.duration(), meta.time_base),
-            key: packet.is_key(),
+            duration: match (packet.duration(), meta.aac_rate, packet.data()) {
+                (0, Some(rate), Some(data)) => keyframe::adts_frames(data)
+                    .map_or(0, |n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate),
+                (d, ..) => to_ticks(d, meta.time_base),
+            },
+            key: match (meta.medium, packet.data()) {
+                (Media::Video, Some(data)) => {
+                    keyframe::is_keyframe(meta.codec, data)
+                        // other codecs: the flag the encoder's muxer set on the
+                        // transport packet, or libav's
+                        .or_else(|| {
+                            lock(&input).random_access_at(u64::try_from(packet.position()).ok()?)
+                        })
+                        .unwrap_or(false)
+                        || packet.is_key()
+                }
+                _ => packet.is_key(),
+            },
         };
         if let Some(cut) = cutter.observe(&info) {
             router.add_cut(cut);
@@ -371,8 +392,20 @@ fn select_program(
         .streams()
         .map(|s| {
             let tb = s.time_base();
+            let codec = match s.parameters().id() {
+                ffmpeg::codec::Id::H264 => keyframe::Codec::H264,
+                ffmpeg::codec::Id::HEVC => keyframe::Codec::Hevc,
+                ffmpeg::codec::Id::MPEG2VIDEO => keyframe::Codec::Mpeg2,
+                _ => keyframe::Codec::Other,
+            };
+            let params = s.parameters();
+            // SAFETY: the parameters belong to a stream of the open input.
+            let rate = i64::from(unsafe { (*params.as_ptr()).sample_rate });
+            let aac_rate = (params.id() == ffmpeg::codec::Id::AAC && rate > 0).then_some(rate);
             StreamMeta {
                 medium: s.parameters().medium(),
+                codec,
+                aac_rate,
                 time_base: (i64::from(tb.numerator()), i64::from(tb.denominator())),
                 selected: chosen.is_none_or(|p| p.1.contains(&s.index())),
             }

@@ -52,6 +52,18 @@ impl InputBuffer {
         Arc::new(Mutex::new(InputBuffer::default()))
     }
 
+    /// Whether the TS packet at input offset `pos` carries the random
+    /// access indicator (ISO 13818-1 adaptation field); `None` when that
+    /// packet is no longer (or not yet) in the buffer.
+    pub fn random_access_at(&self, pos: u64) -> Option<bool> {
+        let at = usize::try_from(pos.checked_sub(self.base)?).ok()?;
+        let packet = self.data.get(at..(at + 188).min(self.filled))?;
+        let [0x47, _, _, flags, length, af, ..] = *packet else {
+            return None;
+        };
+        Some(flags & 0x20 != 0 && length > 0 && af & 0x40 != 0)
+    }
+
     /// Room for at least `min` more bytes, to fill and then [`commit`](Self::commit).
     pub fn spare(&mut self, min: usize) -> &mut [u8] {
         if self.data.len() - self.filled < min && self.keep > 0 {
@@ -673,6 +685,25 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_random_access_indicator_is_read_where_the_packet_lies() {
+        let mut input = InputBuffer::default();
+        let mut keyframe = [0xffu8; 188];
+        keyframe[..6].copy_from_slice(&[0x47, 0x41, 0x00, 0x30, 0x07, 0x50]);
+        let mut other = keyframe;
+        other[5] = 0x10;
+        let mut no_field = keyframe;
+        no_field[3] = 0x10;
+        for p in [keyframe, other, no_field] {
+            input.push(&p);
+        }
+        assert_eq!(input.random_access_at(0), Some(true));
+        assert_eq!(input.random_access_at(188), Some(false));
+        assert_eq!(input.random_access_at(376), Some(false));
+        assert_eq!(input.random_access_at(564), None, "not received yet");
+        assert_eq!(input.random_access_at(1), None, "not a packet start");
+    }
+
     use super::super::ts::tests::{packet, pat, pmt, psi_packet};
     use super::*;
 
