@@ -152,10 +152,11 @@ pub fn open(
         (*ctx).pb = avio;
         // no parsers: PES packets are whole access units, keyframes are read
         // from their first bytes (see keyframe.rs), and the parsers would
-        // cost about a third of the demuxing; without them libav must not
-        // fill in values from frames either
-        (*ctx).flags |=
-            ffi::AVFMT_FLAG_CUSTOM_IO | ffi::AVFMT_FLAG_NOPARSE | ffi::AVFMT_FLAG_NOFILLIN;
+        // cost about a third of the demuxing. libav's fill-in of missing
+        // values stays on (AVFMT_FLAG_NOFILLIN would leave every packet
+        // without a duration, and avformat_find_stream_info would then read
+        // its whole probe size, seconds of a live input, before returning)
+        (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO | ffi::AVFMT_FLAG_NOPARSE;
         (*ctx).interrupt_callback = ffi::AVIOInterruptCB {
             callback: Some(interrupted),
             opaque: reader.cast(),

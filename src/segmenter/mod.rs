@@ -274,11 +274,13 @@ pub fn run_reader(
             pos: u64::try_from(packet.position()).ok(),
             pts: packet.pts().map(|t| to_ticks(t, meta.time_base)),
             dts: packet.dts().map(|t| to_ticks(t, meta.time_base)),
-            duration: match (packet.duration(), meta.aac_rate, packet.data()) {
-                (0, Some(rate), Some(data)) => keyframe::adts_frames(data)
-                    .map_or(0, |n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate),
-                (d, ..) => to_ticks(d, meta.time_base),
-            },
+            // libav, without parsers, takes a PES packet of AAC for one frame
+            duration: match (meta.aac_rate, packet.data()) {
+                (Some(rate), Some(data)) => keyframe::adts_frames(data)
+                    .map(|n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate),
+                _ => None,
+            }
+            .unwrap_or_else(|| to_ticks(packet.duration(), meta.time_base)),
             key: match (meta.medium, packet.data()) {
                 (Media::Video, Some(data)) => {
                     keyframe::is_keyframe(meta.codec, data)
