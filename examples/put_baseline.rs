@@ -15,7 +15,8 @@
 //! With INTERVAL_MS, a round starts every INTERVAL_MS (as segments arrive in
 //! a live stream) instead of back to back.
 //!
-//! Credentials and region come from the environment, as for live_upload.
+//! Objects go under `baseline/` (or `$BASELINE_PREFIX/`). Credentials and
+//! region come from the environment, as for live_upload.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -64,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             content_type: content_type.to_string(),
             cache_control: "max-age=1".to_string(),
         };
+        let prefix = std::env::var("BASELINE_PREFIX").unwrap_or_else(|_| "baseline".into());
         let began = tokio::time::Instant::now();
         for i in 0..count {
             if let Some(every) = interval {
@@ -76,11 +78,11 @@ fn main() -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_secs_f64();
             let name = format!("object-{i:05}.ts");
-            let key = format!("baseline/{name}");
+            let key = format!("{prefix}/{name}");
             store
                 .put(key, Body::Bytes(segment), meta("video/mp2t"))
                 .await?;
-            let index = "baseline/index.m3u8".to_string();
+            let index = format!("{prefix}/index.m3u8");
             store
                 .put(
                     index,
@@ -89,7 +91,7 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await?;
             anyhow::ensure!(
-                reader.get("/baseline/index.m3u8")? == 200,
+                reader.get(&format!("/{prefix}/index.m3u8"))? == 200,
                 "the playlist is readable"
             );
             println!(
