@@ -315,15 +315,14 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
         }
         None => None,
     };
-    let (http_prefix, pdt) = (cfg.http_prefix.clone(), cfg.program_date_time);
-    let entry = move |s: &segmenter::SegmentReady| live_upload::playlist::Entry {
-        sequence: s.sequence,
-        uri: format!("{http_prefix}{}", s.name),
-        duration: s.duration,
-        discontinuity: s.discontinuity,
-        program_date_time: pdt.then_some(s.program_date_time),
-    };
-    let mut plan = resume::plan_archive(published, archive, leftovers, cfg.fresh, &entry);
+    let mut plan = resume::plan_archive(
+        published,
+        archive,
+        leftovers,
+        cfg.fresh,
+        &cfg.http_prefix,
+        cfg.program_date_time,
+    );
     if !plan.incomplete.is_empty() {
         log::warn!(
             "removing {} unfinished segment file(s) an earlier run left in {}",

@@ -22,6 +22,24 @@ pub struct Entry {
     pub program_date_time: Option<DateTime<Utc>>,
 }
 
+impl Entry {
+    /// How a segment is listed: its URI is `http_prefix` and its name;
+    /// `dated` gives it its EXT-X-PROGRAM-DATE-TIME.
+    pub fn of_segment(
+        seg: &crate::segmenter::SegmentReady,
+        http_prefix: &str,
+        dated: bool,
+    ) -> Self {
+        Entry {
+            sequence: seg.sequence,
+            uri: format!("{http_prefix}{}", seg.name),
+            duration: seg.duration,
+            discontinuity: seg.discontinuity,
+            program_date_time: dated.then_some(seg.program_date_time),
+        }
+    }
+}
+
 /// What a playlist is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

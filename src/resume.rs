@@ -102,12 +102,13 @@ pub struct ArchivePlan {
 /// Decides how to continue from what was published and what is in the
 /// spool; `fresh` starts over, ignoring both.
 pub fn plan(published: Option<Published>, spool: Leftovers, fresh: bool) -> Plan {
-    plan_archive(published, None, spool, fresh, &|_| unreachable!())
+    plan_archive(published, None, spool, fresh, "", false)
 }
 
 /// [`plan`] with an archive: `archive` is what an earlier run published
-/// under --archive (`None` when there is none yet), `entry` makes an
-/// archive entry of a spool segment. Segments the archive already lists are
+/// under --archive (`None` when there is none yet); spool segments become
+/// archive entries with `http_prefix` and, if `dated`, program date times
+/// (as the uploader lists them). Segments the archive already lists are
 /// never listed again; those the rolling playlist lists but the archive does
 /// not yet are appended to it from the rolling playlist or the spool.
 pub fn plan_archive(
@@ -115,7 +116,8 @@ pub fn plan_archive(
     archive: Option<Option<Published>>,
     spool: Leftovers,
     fresh: bool,
-    entry: &dyn Fn(&SegmentReady) -> Entry,
+    http_prefix: &str,
+    dated: bool,
 ) -> Plan {
     if fresh {
         return Plan {
@@ -146,7 +148,6 @@ pub fn plan_archive(
         previous = Some(seg.sequence);
     }
     let last = leftovers.last().map_or(last_listed, |s| s.sequence);
-    let mut stale: Vec<PathBuf> = Vec::new();
     let archive = archive.map(|restored| {
         let mut plan = ArchivePlan::default();
         // with no archive yet, it starts with what the rolling playlist holds
@@ -167,7 +168,8 @@ pub fn plan_archive(
                 .find(|e| e.sequence == n)
                 .cloned();
             let from_spool = listed.iter().find(|s| s.sequence == n);
-            let Some(mut e) = from_rolling.or_else(|| from_spool.map(entry)) else {
+            let spooled = || from_spool.map(|s| Entry::of_segment(s, http_prefix, dated));
+            let Some(mut e) = from_rolling.or_else(spooled) else {
                 plan.missing += 1;
                 gap = true;
                 continue;
@@ -181,12 +183,11 @@ pub fn plan_archive(
         plan
     });
     let archive_needs = |path: &PathBuf| archive.as_ref().is_some_and(|a| a.spool.contains(path));
-    stale.extend(
-        listed
-            .into_iter()
-            .map(|s| s.path)
-            .filter(|p| !archive_needs(p)),
-    );
+    let stale = listed
+        .into_iter()
+        .map(|s| s.path)
+        .filter(|p| !archive_needs(p))
+        .collect();
     Plan {
         first_discontinuity: published.is_some()
             || !leftovers.is_empty()
@@ -304,16 +305,6 @@ mod tests {
         parse_published(text.as_bytes(), "https://cdn.example/live/", "cam").unwrap()
     }
 
-    fn to_entry(s: &SegmentReady) -> Entry {
-        Entry {
-            sequence: s.sequence,
-            uri: format!("https://cdn.example/live/{}", s.name),
-            duration: s.duration,
-            discontinuity: s.discontinuity,
-            program_date_time: Some(s.program_date_time),
-        }
-    }
-
     #[test]
     fn the_archive_gets_what_the_rolling_playlist_listed_since_its_last_version() {
         // archive up to 9; the rolling playlist lists 11 and 12; the spool
@@ -329,7 +320,8 @@ mod tests {
             Some(Some(archived(1..=9))),
             spool,
             false,
-            &to_entry,
+            "https://cdn.example/live/",
+            true,
         );
         let a = plan.archive.as_ref().unwrap();
         let numbers: Vec<u64> = a.backfill.iter().map(|e| e.sequence).collect();
@@ -369,7 +361,8 @@ mod tests {
             Some(Some(archived(1..=13))),
             spool,
             false,
-            &to_entry,
+            "https://cdn.example/live/",
+            true,
         );
         assert!(plan.leftovers.is_empty(), "13 is not listed twice");
         assert!(plan.archive.as_ref().unwrap().backfill.is_empty());
@@ -382,7 +375,8 @@ mod tests {
             Some(Some(archived(1..=5))),
             Leftovers::default(),
             false,
-            &to_entry,
+            "https://cdn.example/live/",
+            true,
         );
         let a = plan.archive.unwrap();
         assert_eq!(a.missing, 5);
@@ -394,7 +388,8 @@ mod tests {
             Some(None),
             Leftovers::default(),
             false,
-            &to_entry,
+            "https://cdn.example/live/",
+            true,
         );
         let a = plan.archive.unwrap();
         assert_eq!(a.missing, 0);

@@ -166,6 +166,19 @@ pub fn object_key(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Content type and Cache-Control of a playlist: --playlist-cache-control,
+/// or `max-age=` half its target duration (at least 1 s), so that a CDN
+/// never serves one staler than that.
+fn playlist_meta(cfg: &UploaderConfig, playlist: &Playlist) -> ObjectMeta {
+    ObjectMeta {
+        content_type: PLAYLIST_CONTENT_TYPE.to_string(),
+        cache_control: cfg
+            .playlist_cache_control
+            .clone()
+            .unwrap_or_else(|| format!("max-age={}", (playlist.target_duration() / 2).max(1))),
+    }
+}
+
 /// Logs a published playlist version: a summary at debug level, the whole
 /// text at trace level (the tests read it back).
 fn log_version(key: &str, version: u64, text: &[u8]) {
@@ -586,13 +599,7 @@ impl Uploader {
     }
 
     fn list(&mut self, seg: SegmentReady) {
-        let entry = Entry {
-            sequence: seg.sequence,
-            uri: format!("{}{}", self.cfg.http_prefix, seg.name),
-            duration: seg.duration,
-            discontinuity: seg.discontinuity,
-            program_date_time: self.cfg.program_date_time.then_some(seg.program_date_time),
-        };
+        let entry = Entry::of_segment(&seg, &self.cfg.http_prefix, self.cfg.program_date_time);
         let spool = if self.cfg.keep_spool {
             None
         } else {
@@ -631,14 +638,7 @@ impl Uploader {
     fn publish(&mut self) -> impl std::future::Future<Output = PlaylistResult> {
         let key = self.index_key();
         let text = Arc::new(self.playlist.render().into_bytes());
-        let cache_control =
-            self.cfg.playlist_cache_control.clone().unwrap_or_else(|| {
-                format!("max-age={}", (self.playlist.target_duration() / 2).max(1))
-            });
-        let meta = ObjectMeta {
-            content_type: PLAYLIST_CONTENT_TYPE.to_string(),
-            cache_control,
-        };
+        let meta = playlist_meta(&self.cfg, &self.playlist);
         let leaving = std::mem::take(&mut self.leaving);
         let spool = std::mem::take(&mut self.listed_spool);
         let put = self.put(key, Body::Bytes(text.clone()), meta);
@@ -654,12 +654,7 @@ impl Uploader {
         a.sent_once = true;
         a.end_pending = false;
         let spool = std::mem::take(&mut a.spool);
-        let meta = ObjectMeta {
-            content_type: PLAYLIST_CONTENT_TYPE.to_string(),
-            cache_control: self.cfg.playlist_cache_control.clone().unwrap_or_else(|| {
-                format!("max-age={}", (a.playlist.target_duration() / 2).max(1))
-            }),
-        };
+        let meta = playlist_meta(&self.cfg, &a.playlist);
         log::debug!("sending archive version with {count} new segment(s)");
         let key = a.key.clone();
         let put = self.put(key, Body::Bytes(text.clone()), meta);
