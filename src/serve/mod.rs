@@ -298,17 +298,9 @@ async fn open_source(cfg: &ServeConfig) -> Result<Source, ServeError> {
             .map(Source::Local)
             .map_err(|e| error(exit::STORAGE, e)),
         Destination::S3 { bucket } => {
-            let opts = crate::uploader::s3::S3Options {
-                bucket: bucket.clone(),
-                region: cfg.s3.region.clone(),
-                endpoint_url: cfg.s3.endpoint_url.clone(),
-                path_style: cfg.s3.path_style,
-                acl: None,
-                connect_timeout: Duration::from_secs(5),
-            };
-            let store = crate::uploader::s3::S3Store::connect(&opts)
+            let store = crate::uploader::connect_s3(bucket, &cfg.s3, None, Duration::from_secs(5))
                 .await
-                .map_err(|e| error(exit::STORAGE, format!("S3 destination {bucket}: {e}")))?;
+                .map_err(|e| error(exit::STORAGE, e))?;
             let src = s3::S3Source {
                 client: store.client().clone(),
                 bucket: bucket.clone(),

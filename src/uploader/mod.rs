@@ -44,20 +44,31 @@ pub async fn open_store(
             Err(e) => Err(format!("cannot open destination {}: {e}", dir.display())),
         },
         crate::cli::Destination::S3 { bucket } => {
-            let opts = s3::S3Options {
-                bucket: bucket.clone(),
-                region: s3.region.clone(),
-                endpoint_url: s3.endpoint_url.clone(),
-                path_style: s3.path_style,
-                acl,
-                connect_timeout,
-            };
-            match s3::S3Store::connect(&opts).await {
-                Ok(s) => Ok(Arc::new(s)),
-                Err(e) => Err(format!("S3 destination {bucket}: {e}")),
-            }
+            let store = connect_s3(bucket, s3, acl, connect_timeout).await?;
+            Ok(Arc::new(store))
         }
     }
+}
+
+/// An S3 bucket through the standard credential chain and the command
+/// line's S3 options (see [`s3::S3Store::connect`]).
+pub async fn connect_s3(
+    bucket: &str,
+    s3: &crate::cli::S3Args,
+    acl: Option<String>,
+    connect_timeout: Duration,
+) -> Result<s3::S3Store, String> {
+    let opts = s3::S3Options {
+        bucket: bucket.to_string(),
+        region: s3.region.clone(),
+        endpoint_url: s3.endpoint_url.clone(),
+        path_style: s3.path_style,
+        acl,
+        connect_timeout,
+    };
+    s3::S3Store::connect(&opts)
+        .await
+        .map_err(|e| format!("S3 destination {bucket}: {e}"))
 }
 
 pub struct UploaderConfig {
