@@ -7,6 +7,8 @@ import os
 import re
 import sys
 
+from benchmarks_md import write_section
+
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 hours, rate = int(sys.argv[2]), sys.argv[3]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -35,12 +37,5 @@ for every, ms, final, line in rows:
         f"| {pbytes / MB:,.1f} MB | {seg_bytes / MB:,.0f} MB ({segs:,} segments) "
         f"| {abytes / seg_bytes * 100:.2f} % | {int(ms) / 1000:.0f} s |")
 text = "\n".join(out) + "\n"
-path = "BENCHMARKS.md"
-doc = open(path).read()
-begin, end = "<!-- archive-bench:begin -->", "<!-- archive-bench:end -->"
-if begin not in doc:
-    doc = doc.rstrip() + f"\n\n## Archive uploads (--archive)\n\n{begin}\n{end}\n"
-head, rest = doc.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(head + begin + "\n" + text + end + tail)
+write_section("archive-bench", "Archive uploads (--archive)", "scripts/bench_archive.sh", text)
 print(text)

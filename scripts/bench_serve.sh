@@ -75,7 +75,7 @@ cat "$work/load.json"
 SERVER_CPU=$(python3 -c "print(($cpu_after - $cpu_before) / $ticks)") \
 PEAK_KB=$peak_kb COMMAND="scripts/bench_serve.sh $viewers $seconds $interval" \
   python3 - "$work/load.json" <<'PY'
-import datetime, json, os, pathlib, platform, re, sys
+import datetime, json, os, platform, sys
 r = json.load(open(sys.argv[1]))
 cpu = float(os.environ["SERVER_CPU"])
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -104,15 +104,9 @@ lines += [
     f"peak RSS {int(os.environ['PEAK_KB']) / 1024:.1f} MiB",
 ]
 section = "\n".join(lines)
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-begin, end = "<!-- serve-bench:begin -->", "<!-- serve-bench:end -->"
-block = f"{begin}\n{section}\n{end}"
-if begin in text:
-    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n## Preview origin (live_upload serve)\n\n    scripts/bench_serve.sh\n\n" + block + "\n"
-path.write_text(text)
+sys.path.insert(0, "scripts")
+from benchmarks_md import write_section
+write_section("serve-bench", "Preview origin (live_upload serve)", "scripts/bench_serve.sh", section)
 print(section)
 if r["errors"]:
     sys.exit(f"bench_serve: {r['errors']} errors: {r['first_errors']}")
