@@ -40,6 +40,11 @@ pub struct SegmentTiming {
 pub struct Cut {
     pub pos: u64,
     pub sequence: u64,
+    /// The PTS (33 bits, as in the input) of the anchor packet that starts
+    /// the segment, when other streams' timestamps can be compared with it
+    /// (not after a reset): the router gives audio frames from this time on
+    /// to the new segment.
+    pub pts: Option<i64>,
     /// The timing of the segment that this cut ends, if one was open.
     pub closed: Option<SegmentTiming>,
 }
@@ -104,6 +109,9 @@ pub struct Cutter {
     last_cut_pos: u64,
     warned_no_keyframe: bool,
 }
+
+/// MPEG-TS timestamps count 90 kHz ticks modulo 2^33.
+const PTS_MODULUS: i64 = 1 << 33;
 
 /// Smallest backwards step of a stream's DTS that counts as a reset.
 const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
@@ -208,9 +216,14 @@ impl Cutter {
         }
         let elapsed = pts - open.start;
         let pos = pkt.pos?;
+        let raw_pts = pkt.pts.map(|p| p.rem_euclid(PTS_MODULUS));
         if candidate && elapsed >= self.cfg.target {
             let closed = self.close(pts);
-            return Some(self.start(pos, pts, end, false, false, epoch, closed));
+            let cut = self.start(pos, pts, end, false, false, epoch, closed);
+            return Some(Cut {
+                pts: raw_pts,
+                ..cut
+            });
         }
         if pes_start && elapsed >= self.cfg.max_segment {
             if !self.warned_no_keyframe {
@@ -226,7 +239,11 @@ impl Cutter {
                 );
             }
             let closed = self.close(pts);
-            return Some(self.start(pos, pts, end, false, true, epoch, closed));
+            let cut = self.start(pos, pts, end, false, true, epoch, closed);
+            return Some(Cut {
+                pts: raw_pts,
+                ..cut
+            });
         }
         None
     }
@@ -322,6 +339,7 @@ impl Cutter {
         Cut {
             pos,
             sequence,
+            pts: None,
             closed,
         }
     }

@@ -4,8 +4,10 @@
 //! libav (through ffmpeg-next) demuxes the input for its timestamps,
 //! keyframe flags and packet positions; the segments themselves are the
 //! input's own transport stream bytes, cut at PES boundaries by the
-//! [`router::Router`]. Nothing is re-muxed.
+//! [`router::Router`]. Nothing is re-muxed, except that the one AAC PES
+//! packet straddling each cut is split in two ([`audio_split`]).
 
+pub mod audio_split;
 mod avio;
 pub mod avlog;
 pub mod cutter;

@@ -2,10 +2,18 @@
 //!
 //! The [`Router`] receives the raw transport stream and the cut positions
 //! decided by the cutter, and writes every TS packet of the selected program
-//! into exactly one segment file, unchanged. Each elementary stream switches
-//! to the new segment at its first PES start at or after the cut, so no PES
-//! packet is split between two segments: a PES that is still incomplete at
-//! the cut is finished in the old segment (whose file stays open until then).
+//! into exactly one segment file, unchanged but for two exceptions below.
+//! Each elementary stream switches to the new segment at its first PES start
+//! at or after the cut: a PES that is still incomplete at the cut is
+//! finished in the old segment (whose file stays open until then).
+//!
+//! ADTS AAC audio is divided by time instead (see [`super::audio_split`]):
+//! after a cut, its PES packets that end before the cut's time still go to
+//! the old segment, and the one that straddles it is split at a frame
+//! boundary, so each segment's audio starts with its video. Such a split can
+//! take one packet more than the original, so the continuity counters of that
+//! PID's later packets are renumbered.
+//!
 //! Every segment starts with a copy of the latest PAT and PMT; the continuity
 //! counters of those tables are renumbered so that the segments concatenate
 //! into a valid stream.
@@ -16,6 +24,7 @@ use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::audio_split::{self, Split};
 use super::cutter::{Cut, SegmentTiming};
 use super::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
 
@@ -136,6 +145,19 @@ struct PidState {
     pes_remaining: Option<usize>,
     /// Output continuity counter for PSI PIDs.
     out_cc: u8,
+    /// ADTS AAC audio (stream type 0x0F), divided at cuts by time.
+    timed: bool,
+    /// Added to the continuity counter of this PID's packets (after splits).
+    cc_shift: u8,
+}
+
+/// A timed audio PID after a cut, until its frames reach the cut's time: the
+/// packets of its current PES packet, held until it is whole.
+struct Held {
+    pid: u16,
+    cut_pts: i64,
+    packets: Vec<[u8; PACKET_SIZE]>,
+    remaining: Option<usize>,
 }
 
 /// A finished segment file.
@@ -180,6 +202,23 @@ impl SegmentFile {
             _ => self.pending.push(Piece::Input(offset, end)),
         }
         self.added(input)
+    }
+
+    /// Adds an elementary stream's packet from the input at `offset`, with
+    /// its continuity counter moved on by `shift`.
+    fn write_es(
+        &mut self,
+        pkt: &[u8; PACKET_SIZE],
+        offset: u64,
+        shift: u8,
+        input: &InputBuffer,
+    ) -> io::Result<()> {
+        if shift == 0 {
+            return self.write_input(offset, input);
+        }
+        let mut p = *pkt;
+        ts::shift_continuity(&mut p, shift);
+        self.write_packet(&p, input)
     }
 
     /// Adds a packet that is not in the input as it is (rewritten tables).
@@ -256,6 +295,8 @@ pub struct RouterStats {
     pub forced_closes: u64,
     /// Bytes of an incomplete last packet when the input ended.
     pub truncated_bytes: u64,
+    /// Audio PES packets split between two segments at a frame boundary.
+    pub split_pes: u64,
 }
 
 pub struct Router {
@@ -273,8 +314,10 @@ pub struct Router {
     cuts: VecDeque<Cut>,
     current: Option<SegmentFile>,
     old: Option<SegmentFile>,
-    /// PIDs whose PES is still unfinished in `old`.
+    /// PIDs whose PES is still unfinished in `old`, or whose audio has not
+    /// reached the cut's time.
     laggards: Vec<u16>,
+    held: Vec<Held>,
     since_cut: u32,
     closed: Vec<ClosedSegment>,
     stats: RouterStats,
@@ -308,6 +351,7 @@ impl Router {
             current: None,
             old: None,
             laggards: Vec::new(),
+            held: Vec::new(),
             since_cut: 0,
             closed: Vec::new(),
             stats: RouterStats::default(),
@@ -479,8 +523,9 @@ impl Router {
                 *kind = PidKind::Drop;
             }
         }
-        for &(_, pid) in &pmt.streams {
+        for &(stream_type, pid) in &pmt.streams {
             self.kinds[usize::from(pid)] = PidKind::Es;
+            self.pids[usize::from(pid)].timed = stream_type == ts::STREAM_TYPE_ADTS;
         }
         let pcr = usize::from(pmt.pcr_pid);
         if self.kinds[pcr] == PidKind::Drop && pmt.pcr_pid != ts::NULL_PID {
@@ -516,6 +561,12 @@ impl Router {
             self.stats.dropped_packets += 1;
             return Ok(());
         };
+        if let Some(i) = self.held.iter().position(|h| h.pid == hdr.pid) {
+            if self.hold(i, pkt, hdr, offset, input)? {
+                return Ok(());
+            }
+        }
+        let shift = self.pids[usize::from(hdr.pid)].cc_shift;
         let state = &mut self.pids[usize::from(hdr.pid)];
         let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
         let lagging = if hdr.pusi {
@@ -539,7 +590,7 @@ impl Router {
             .filter(|o| lagging && state.segment == Some(o.sequence));
         match old {
             Some(old) => {
-                old.write_input(offset, input)?;
+                old.write_es(pkt, offset, shift, input)?;
                 if state.pes_remaining == Some(0) {
                     state.segment = Some(current);
                     self.laggards.retain(|&p| p != hdr.pid);
@@ -556,8 +607,107 @@ impl Router {
                 self.current
                     .as_mut()
                     .expect("checked")
-                    .write_input(offset, input)?;
+                    .write_es(pkt, offset, shift, input)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Routes a packet of a timed audio PID that is held after a cut
+    /// (`self.held[i]`). Returns false when the packet is not taken: the
+    /// PID has reached the cut's time and routes on as any other.
+    fn hold(
+        &mut self,
+        i: usize,
+        pkt: &[u8; PACKET_SIZE],
+        hdr: &Header,
+        offset: u64,
+        input: &InputBuffer,
+    ) -> io::Result<bool> {
+        let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
+        if hdr.pusi {
+            // a PES of unknown length ends where the next one starts
+            if !self.held[i].packets.is_empty() && !self.settle(i, input)? {
+                return Ok(false);
+            }
+            let held = &mut self.held[i];
+            held.packets.push(*pkt);
+            held.remaining = ts::pes_remaining_after_start(payload);
+        } else if self.held[i].packets.is_empty() {
+            // the rest of the PES that was under way at the cut
+            let state = self.pids[usize::from(hdr.pid)];
+            match (state.segment, self.old.as_mut()) {
+                (Some(_), Some(old)) => old.write_es(pkt, offset, state.cc_shift, input)?,
+                _ => self.stats.dropped_packets += 1,
+            }
+            return Ok(true);
+        } else {
+            let held = &mut self.held[i];
+            held.packets.push(*pkt);
+            held.remaining = held.remaining.map(|r| r.saturating_sub(payload.len()));
+        }
+        if self.held[i].remaining == Some(0) {
+            self.settle(i, input)?;
+        }
+        Ok(true)
+    }
+
+    /// Sends the whole PES held for `self.held[i]` where its frames belong.
+    /// Returns whether the PID is still held (all of it was before the cut).
+    fn settle(&mut self, i: usize, input: &InputBuffer) -> io::Result<bool> {
+        let packets = std::mem::take(&mut self.held[i].packets);
+        let pid = self.held[i].pid;
+        let state = &mut self.pids[usize::from(pid)];
+        let shift = state.cc_shift;
+        let (old, new) = match audio_split::split(&packets, self.held[i].cut_pts) {
+            Split::Before => (packets, Vec::new()),
+            Split::After => (Vec::new(), packets),
+            Split::Parts { old, new } => {
+                // usually one more packet, but fewer when the original
+                // packets carried adaptation fields
+                let added = (old.len() + new.len()).wrapping_sub(packets.len());
+                state.cc_shift = shift.wrapping_add(added as u8) & 0x0f;
+                self.stats.split_pes += 1;
+                (old, new)
+            }
+        };
+        let still_held = new.is_empty();
+        for (target, packets) in [(self.old.as_mut(), old), (self.current.as_mut(), new)] {
+            let target = target.expect("a PID is held only while both segments are open");
+            for mut p in packets {
+                ts::shift_continuity(&mut p, shift);
+                target.write_packet(&p, input)?;
+            }
+        }
+        if !still_held {
+            self.release_held(i);
+        }
+        Ok(still_held)
+    }
+
+    /// The PID of `self.held[i]` routes on in the current segment.
+    fn release_held(&mut self, i: usize) {
+        let held = self.held.swap_remove(i);
+        let current = self.current.as_ref().map(|c| c.sequence);
+        let state = &mut self.pids[usize::from(held.pid)];
+        state.segment = current;
+        state.pes_remaining = Some(0);
+        self.laggards.retain(|&p| p != held.pid);
+    }
+
+    /// Writes what is still held into the current segment (the old one is
+    /// closing before its audio reached the cut's time).
+    fn flush_held(&mut self, input: &InputBuffer) -> io::Result<()> {
+        while let Some(held) = self.held.last_mut() {
+            let packets = std::mem::take(&mut held.packets);
+            let shift = self.pids[usize::from(held.pid)].cc_shift;
+            if let Some(cur) = self.current.as_mut() {
+                for mut p in packets {
+                    ts::shift_continuity(&mut p, shift);
+                    cur.write_packet(&p, input)?;
+                }
+            }
+            self.release_held(self.held.len() - 1);
         }
         Ok(())
     }
@@ -599,12 +749,32 @@ impl Router {
             state.out_cc = (state.out_cc + 1) & 0x0f;
             next.write_packet(&pkt, input)?;
         }
+        // the stream that the cut is on starts the new segment at once
+        let anchor = input
+            .unread()
+            .get(..PACKET_SIZE)
+            .and_then(ts::parse_header)
+            .map(|h| h.pid);
         if let Some(mut prev) = self.current.take() {
             prev.timing = cut.closed;
             self.laggards.clear();
             for (pid, state) in self.pids.iter_mut().enumerate() {
-                if state.segment == Some(prev.sequence) && self.kinds[pid] == PidKind::Es {
-                    if state.pes_remaining == Some(0) {
+                if self.kinds[pid] != PidKind::Es {
+                    continue;
+                }
+                let timed = state.timed && anchor.is_some_and(|a| usize::from(a) != pid);
+                // timed audio not seen yet may still have frames for the old segment
+                let in_prev = state.segment == Some(prev.sequence);
+                if in_prev || (timed && state.segment.is_none()) {
+                    if let (true, Some(cut_pts)) = (timed, cut.pts) {
+                        self.held.push(Held {
+                            pid: pid as u16,
+                            cut_pts,
+                            packets: Vec::new(),
+                            remaining: None,
+                        });
+                        self.laggards.push(pid as u16);
+                    } else if state.pes_remaining == Some(0) {
                         state.segment = Some(cut.sequence);
                     } else {
                         self.laggards.push(pid as u16);
@@ -622,6 +792,7 @@ impl Router {
     }
 
     fn close_old(&mut self, input: &InputBuffer) -> io::Result<()> {
+        self.flush_held(input)?;
         if let Some(old) = self.old.take() {
             if !self.laggards.is_empty() {
                 self.stats.forced_closes += 1;
@@ -720,6 +891,7 @@ mod tests {
         Cut {
             pos,
             sequence,
+            pts: None,
             closed: None,
         }
     }
@@ -804,6 +976,66 @@ mod tests {
             ]
         );
         assert_eq!(closed[0].bytes, 5 * 188);
+    }
+
+    #[test]
+    fn aac_frames_go_to_the_segment_of_their_time() {
+        use super::super::audio_split::tests::{adts, continuity, pes_packets, reassemble};
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = router(dir.path());
+        // 12 frames of 1920 ticks from 90_000, in three PES packets that the
+        // muxer wrote after the video of their time
+        let frames: Vec<Vec<u8>> = (0..12).map(|i| adts(200, i)).collect();
+        // (14 + 4 * 200 bytes take 5 transport packets)
+        let pes =
+            |n: usize| pes_packets(90_000 + n as i64 * 1920, &frames[n..n + 4], n as u8 / 4 * 5);
+        let (a, b, c) = (pes(0), pes(4), pes(8));
+        assert_eq!((a.len(), b.len(), c.len()), (5, 5, 5));
+        let mut input: Vec<[u8; PACKET_SIZE]> = tables();
+        input.push(pes_start(0x100, 0, 0, 1));
+        let cut_at = input.len() as u64 * 188;
+        input.push(pes_start(0x100, 1, 0, 2));
+        input.extend(a.iter().chain(&b).chain(&c));
+        input.push(cont(0x100, 2, 2));
+        r.push_bytes(&input.concat());
+        r.add_cut(cut(0, 1));
+        // the new segment starts inside frame 6, before its middle
+        r.add_cut(Cut {
+            pts: Some(90_000 + 6 * 1920 + 500),
+            ..cut(cut_at, 2)
+        });
+        let mut closed = r.finish(None).unwrap();
+        assert_eq!(closed.len(), 2);
+        let two = fs::read(&closed.pop().unwrap().part).unwrap();
+        let one = fs::read(&closed.pop().unwrap().part).unwrap();
+        let audio = |data: &[u8]| -> Vec<[u8; PACKET_SIZE]> {
+            data.chunks(PACKET_SIZE)
+                .filter(|p| ts::parse_header(p).unwrap().pid == 0x101)
+                .map(|p| p.try_into().unwrap())
+                .collect()
+        };
+        let (one, two) = (audio(&one), audio(&two));
+        assert_eq!(
+            reassemble(&one),
+            vec![
+                (90_000, frames[..4].concat()),
+                (97_680, frames[4..6].concat())
+            ]
+        );
+        assert_eq!(
+            reassemble(&two),
+            vec![
+                (101_520, frames[6..8].concat()),
+                (105_360, frames[8..].concat())
+            ]
+        );
+        // one packet more than the input: the later ones are renumbered
+        let all: Vec<_> = one.iter().chain(&two).copied().collect();
+        assert_eq!(all.len(), 16);
+        let expect: Vec<u8> = (0..16).map(|i| i & 0x0f).collect();
+        assert_eq!(continuity(&all), expect);
+        assert_eq!(r.stats().split_pes, 1);
+        assert_eq!(r.stats().forced_closes, 0);
     }
 
     #[test]

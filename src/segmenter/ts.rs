@@ -6,6 +6,8 @@ pub const PACKET_SIZE: usize = 188;
 pub const SYNC_BYTE: u8 = 0x47;
 pub const PAT_PID: u16 = 0;
 pub const NULL_PID: u16 = 0x1fff;
+/// PMT stream type of AAC audio in ADTS frames (ISO/IEC 13818-7).
+pub const STREAM_TYPE_ADTS: u8 = 0x0f;
 
 /// The fields of a TS packet header that cutting needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,11 @@ pub fn parse_header(pkt: &[u8]) -> Option<Header> {
 /// Rewrites the continuity counter of a packet.
 pub fn set_continuity(pkt: &mut [u8], cc: u8) {
     pkt[3] = (pkt[3] & 0xf0) | (cc & 0x0f);
+}
+
+/// Moves a packet's continuity counter on by `by` (modulo 16).
+pub fn shift_continuity(pkt: &mut [u8], by: u8) {
+    set_continuity(pkt, (pkt[3] & 0x0f).wrapping_add(by));
 }
 
 /// Finds the first offset in `buf` from which `needed` consecutive sync bytes

@@ -130,6 +130,54 @@ pub fn probe_streams(path: &Path) -> Vec<String> {
     streams.into_iter().map(|(_, kind)| kind).collect()
 }
 
+/// The PTS in seconds of the first packet of each AAC audio stream and of
+/// the first video stream of a file: `(video, [audio...])`.
+pub fn first_pts(path: &Path) -> (Option<f64>, Vec<f64>) {
+    let streams = ffprobe(
+        path,
+        &[
+            "-show_entries",
+            "stream=index,codec_type,codec_name",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    let kinds: std::collections::BTreeMap<String, String> = streams
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.trim().trim_end_matches(',').split(',');
+            let (index, name, kind) = (f.next()?, f.next()?, f.next()?);
+            Some((index.to_string(), format!("{kind}/{name}")))
+        })
+        .collect();
+    let packets = ffprobe(
+        path,
+        &[
+            "-show_entries",
+            "packet=stream_index,pts_time",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    let mut firsts: std::collections::BTreeMap<String, f64> = Default::default();
+    for line in packets.lines() {
+        let Some((index, pts)) = line.trim().trim_end_matches(',').split_once(',') else {
+            continue;
+        };
+        if let Ok(t) = pts.parse() {
+            firsts.entry(index.to_string()).or_insert(t);
+        }
+    }
+    let of = |want: &str| -> Vec<f64> {
+        firsts
+            .iter()
+            .filter(|(i, _)| kinds.get(*i).is_some_and(|k| k.starts_with(want)))
+            .map(|(_, &t)| t)
+            .collect()
+    };
+    (of("video/").first().copied(), of("audio/aac"))
+}
+
 /// The flags of the first video packet of a file (e.g. `K__`), if it has video.
 pub fn first_video_flags(path: &Path) -> Option<String> {
     let args = [
