@@ -128,7 +128,7 @@ fn split_checked(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Option<Split> {
         pes.extend_from_slice(&p[h.payload_start.unwrap_or(PACKET_SIZE)..]);
     }
     let head: [u8; 9] = pes.get(..9)?.try_into().ok()?;
-    if head[..3] != [0, 0, 1] || head[7] & 0x80 == 0 {
+    if head[..3] != [0, 0, 1] || head[7] & 0x80 == 0 || head[8] < 5 {
         return None;
     }
     let length = usize::from(u16::from_be_bytes([head[4], head[5]]));
@@ -388,6 +388,50 @@ pub(crate) mod tests {
         let mut untimed = packets.clone();
         untimed[0][4 + 7] = 0;
         assert_eq!(split(&untimed, 90_000 + 2 * 1920), Split::After);
+    }
+
+    #[test]
+    fn any_split_keeps_every_frame_once_in_order() {
+        // pseudo-random frame sizes, counts, cuts and counters
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let count = 1 + next(24) as usize;
+            let frames: Vec<Vec<u8>> = (0..count)
+                .map(|i| adts(7 + next(700) as usize, i as u8))
+                .collect();
+            let pts = next(PTS_MODULUS as u64) as i64;
+            let cc = next(16) as u8;
+            let packets = pes_packets(pts, &frames, cc);
+            let cut = (pts + next((count as u64 + 2) * 1920) as i64 - 1920) % PTS_MODULUS;
+            let (old, new) = match split(&packets, cut) {
+                Split::Before => (packets.clone(), vec![]),
+                Split::After => (vec![], packets.clone()),
+                Split::Parts { old, new } => (old, new),
+            };
+            let mut got = reassemble(&old);
+            let old_frames: usize = got.iter().map(|(_, p)| p.len()).sum();
+            got.extend(reassemble(&new));
+            let joined: Vec<u8> = got.iter().flat_map(|(_, p)| p.clone()).collect();
+            assert_eq!(joined, frames.concat(), "every frame once, in order");
+            // the old side holds exactly the frames whose middle is before the cut
+            let k = (0..count)
+                .find(|&i| pts_diff(pts + (i as i64 * 1920) + 960, cut) >= 0)
+                .unwrap_or(count);
+            let want: usize = frames[..k].iter().map(Vec::len).sum();
+            assert_eq!(old_frames, want, "cut {cut} pts {pts} frames {count}");
+            if let [_, (second, _)] = got[..] {
+                assert_eq!(second, (pts + k as i64 * 1920) % PTS_MODULUS);
+            }
+            let all: Vec<_> = old.iter().chain(&new).copied().collect();
+            let expect: Vec<u8> = (0..all.len()).map(|i| (cc + i as u8) & 0x0f).collect();
+            assert_eq!(continuity(&all), expect);
+        }
     }
 
     #[test]
