@@ -10,6 +10,7 @@
 //! into two PES packets, the second with its own PTS. Pure functions over
 //! transport stream packets, no I/O.
 
+use super::keyframe::walk_adts;
 use super::ts::{self, PACKET_SIZE, SYNC_BYTE};
 
 /// The PTS wraps at 2^33 ticks of 90 kHz.
@@ -77,34 +78,22 @@ struct Frame {
 }
 
 /// The frames of a payload of whole ADTS frames, their sample rate and the
-/// samples in all; `None` if it is anything else.
+/// samples in all; `None` if it is anything else or the rate changes.
 fn adts_frames(payload: &[u8]) -> Option<(Vec<Frame>, i64, i64)> {
     let mut frames = Vec::new();
-    let mut rate = None;
+    let mut rate_index = None;
+    let mut same_rate = true;
     let mut samples = 0;
-    let mut i = 0;
-    while i < payload.len() {
-        let h = payload.get(i..i + 7)?;
-        if h[0] != 0xff || h[1] & 0xf6 != 0xf0 {
-            return None;
-        }
-        let r = *ADTS_RATES.get(usize::from((h[2] >> 2) & 0x0f))?;
-        if *rate.get_or_insert(r) != r {
-            return None;
-        }
-        let length =
-            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
-        if length < 7 {
-            return None;
-        }
+    let whole = walk_adts(payload, |f| {
+        same_rate &= *rate_index.get_or_insert(f.rate_index) == f.rate_index;
         frames.push(Frame {
-            offset: i,
+            offset: f.offset,
             samples_before: samples,
         });
-        samples += 1024 * (1 + i64::from(h[6] & 0x03));
-        i += length;
-    }
-    (i == payload.len() && !frames.is_empty()).then_some((frames, rate?, samples))
+        samples += i64::from(f.samples);
+    });
+    let rate = *ADTS_RATES.get(usize::from(rate_index?))?;
+    (whole && same_rate).then_some((frames, rate, samples))
 }
 
 /// Decides where the frames of one whole PES packet go, given in its

@@ -127,28 +127,51 @@ fn unescape(nal: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One frame in a run of ADTS frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdtsFrame {
+    /// Where its header starts.
+    pub offset: usize,
+    /// Its sampling frequency index (ISO/IEC 14496-3).
+    pub rate_index: u8,
+    /// Its samples: 1024 per raw data block.
+    pub samples: u32,
+}
+
+/// Calls `each` for every frame of `data` in order while it reads as whole
+/// ADTS frames; returns whether all of it did (and held at least one).
+pub fn walk_adts(data: &[u8], mut each: impl FnMut(AdtsFrame)) -> bool {
+    let mut i = 0;
+    while i < data.len() {
+        let Some(h) = data.get(i..i + 7) else {
+            return false;
+        };
+        if h[0] != 0xff || h[1] & 0xf6 != 0xf0 {
+            return false;
+        }
+        let length =
+            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        if length < 7 {
+            return false;
+        }
+        each(AdtsFrame {
+            offset: i,
+            rate_index: (h[2] >> 2) & 0x0f,
+            // raw data blocks in the frame, less one
+            samples: 1024 * (1 + u32::from(h[6] & 0x03)),
+        });
+        i += length;
+    }
+    i == data.len() && !data.is_empty()
+}
+
 /// The number of AAC frames (1024 samples each) in a packet of ADTS frames,
 /// the usual form of AAC in a transport stream; `None` when the bytes are
 /// not whole ADTS frames. (Without parsers a packet is a whole PES packet,
 /// which holds several frames, and libav gives it no duration.)
 pub fn adts_frames(data: &[u8]) -> Option<u32> {
-    let mut i = 0;
-    let mut frames = 0;
-    while i < data.len() {
-        let h = data.get(i..i + 7)?;
-        if h[0] != 0xff || h[1] & 0xf6 != 0xf0 {
-            return None;
-        }
-        let length =
-            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
-        if length < 7 {
-            return None;
-        }
-        // raw data blocks in the frame, less one
-        frames += 1 + u32::from(h[6] & 0x03);
-        i += length;
-    }
-    (i == data.len() && frames > 0).then_some(frames)
+    let mut samples = 0;
+    walk_adts(data, |f| samples += f.samples).then_some(samples / 1024)
 }
 
 fn hevc(data: &[u8]) -> Option<bool> {
