@@ -11,6 +11,16 @@ pub const TICKS_PER_SECOND: i64 = 90_000;
 /// Size of the 33-bit PTS/DTS space.
 pub const PTS_MODULUS: i64 = 1 << 33;
 
+/// `a - b` for 33-bit timestamps, taking the shorter way round the wrap.
+pub fn pts_diff(a: i64, b: i64) -> i64 {
+    let d = (a - b).rem_euclid(PTS_MODULUS);
+    if d >= PTS_MODULUS / 2 {
+        d - PTS_MODULUS
+    } else {
+        d
+    }
+}
+
 /// Converts seconds to ticks, rounding to the nearest tick.
 pub fn ticks_from_secs(secs: f64) -> i64 {
     (secs * TICKS_PER_SECOND as f64).round() as i64
@@ -72,10 +82,7 @@ impl Unwrapper {
                 reset: false,
             };
         };
-        let mut step = (raw - last).rem_euclid(PTS_MODULUS);
-        if step >= PTS_MODULUS / 2 {
-            step -= PTS_MODULUS;
-        }
+        let step = pts_diff(raw, last);
         let ticks = last + step;
         self.last = Some(ticks);
         Unwrapped {

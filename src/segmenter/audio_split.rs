@@ -12,11 +12,10 @@
 
 use super::keyframe::walk_adts;
 use super::ts::{self, PACKET_SIZE, SYNC_BYTE};
+use crate::timeline::{pts_diff, PTS_MODULUS, TICKS_PER_SECOND};
 
-/// The PTS wraps at 2^33 ticks of 90 kHz.
-const PTS_MODULUS: i64 = 1 << 33;
 /// Timestamps further apart than this are not compared (a reset, a jump).
-const COMPARABLE: i64 = 10 * 90_000;
+const COMPARABLE: i64 = 10 * TICKS_PER_SECOND;
 
 const ADTS_RATES: [i64; 13] = [
     96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
@@ -39,16 +38,6 @@ pub enum Split {
         old: Vec<[u8; PACKET_SIZE]>,
         new: Vec<[u8; PACKET_SIZE]>,
     },
-}
-
-/// `a - b` for 33-bit timestamps, taking the shorter way round.
-pub fn pts_diff(a: i64, b: i64) -> i64 {
-    let d = (a - b).rem_euclid(PTS_MODULUS);
-    if d >= PTS_MODULUS / 2 {
-        d - PTS_MODULUS
-    } else {
-        d
-    }
 }
 
 fn read_pts(b: &[u8]) -> i64 {
@@ -79,7 +68,7 @@ struct Frame {
 
 /// The frames of a payload of whole ADTS frames, their sample rate and the
 /// samples in all; `None` if it is anything else or the rate changes.
-fn adts_frames(payload: &[u8]) -> Option<(Vec<Frame>, i64, i64)> {
+fn adts_layout(payload: &[u8]) -> Option<(Vec<Frame>, i64, i64)> {
     let mut frames = Vec::new();
     let mut rate_index = None;
     let mut same_rate = true;
@@ -105,16 +94,21 @@ pub fn split(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Split {
 }
 
 fn split_checked(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Option<Split> {
-    // the PES packet, and where each transport packet's payload starts in it
+    // the PES packet; where each transport packet's payload starts in the
+    // packet and in the PES
     let mut pes = Vec::with_capacity(packets.len() * PACKET_SIZE);
+    let mut payloads = Vec::with_capacity(packets.len());
     let mut starts = Vec::with_capacity(packets.len());
+    let first = ts::parse_header(packets.first()?)?;
     for (i, p) in packets.iter().enumerate() {
         let h = ts::parse_header(p)?;
         if h.pusi != (i == 0) {
             return None;
         }
+        let payload = h.payload_start.unwrap_or(PACKET_SIZE);
+        payloads.push(payload);
         starts.push(pes.len());
-        pes.extend_from_slice(&p[h.payload_start.unwrap_or(PACKET_SIZE)..]);
+        pes.extend_from_slice(&p[payload..]);
     }
     let head: [u8; 9] = pes.get(..9)?.try_into().ok()?;
     if head[..3] != [0, 0, 1] || head[7] & 0x80 == 0 || head[8] < 5 {
@@ -133,8 +127,8 @@ fn split_checked(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Option<Split> {
     if starts.get(1).is_some_and(|&s| s < body) {
         return None;
     }
-    let (frames, rate, samples) = adts_frames(pes.get(body..)?)?;
-    let at = |samples: i64| pts + (samples * 90_000 + rate / 2) / rate;
+    let (frames, rate, samples) = adts_layout(pes.get(body..)?)?;
+    let at = |samples: i64| pts + (samples * TICKS_PER_SECOND + rate / 2) / rate;
     let to_cut = |samples: i64| pts_diff(at(samples), cut_pts);
     if to_cut(0).abs() > COMPARABLE {
         return None;
@@ -152,8 +146,7 @@ fn split_checked(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Option<Split> {
 
     // the old part: the original packets up to the split, the last one cut
     // short, and the PES length rewritten
-    let pid = ts::parse_header(&packets[0])?.pid;
-    let first_cc = ts::parse_header(&packets[0])?.continuity;
+    let pid = first.pid;
     let mut old = Vec::new();
     for (i, p) in packets.iter().enumerate() {
         let start = starts[i];
@@ -164,14 +157,16 @@ fn split_checked(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Option<Split> {
         if end <= at_byte {
             old.push(*p);
         } else {
-            let h = ts::parse_header(p)?;
-            let from = h.payload_start?;
-            let kept = at_byte - start;
-            let field = match h.payload_start {
-                Some(s) if s > 4 => &p[5..s],
-                _ => &[][..],
-            };
-            old.push(packet(pid, i == 0, 0, field, &p[from..from + kept]));
+            // keep the adaptation field's contents (after its length byte)
+            let from = payloads[i];
+            let field = p.get(5..from).unwrap_or(&[]);
+            old.push(packet(
+                pid,
+                i == 0,
+                0,
+                field,
+                &p[from..at_byte - start + from],
+            ));
         }
     }
     if length > 0 {
@@ -192,15 +187,14 @@ fn split_checked(packets: &[[u8; PACKET_SIZE]], cut_pts: i64) -> Option<Split> {
     new_pes[4] = hi;
     new_pes[5] = lo;
     new_pes.extend_from_slice(rest);
-    let new: Vec<_> = new_pes
+    let mut new: Vec<_> = new_pes
         .chunks(PACKET_SIZE - 4)
         .enumerate()
         .map(|(i, chunk)| packet(pid, i == 0, 0, &[], chunk))
         .collect();
 
-    let (mut old, mut new) = (old, new);
     for (i, p) in old.iter_mut().chain(new.iter_mut()).enumerate() {
-        ts::set_continuity(p, first_cc.wrapping_add(i as u8));
+        ts::set_continuity(p, first.continuity.wrapping_add(i as u8));
     }
     Some(Split::Parts { old, new })
 }

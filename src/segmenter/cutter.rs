@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::timeline::{format_secs, Unwrapper, TICKS_PER_SECOND};
+use crate::timeline::{format_secs, Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
 
 /// What the cutter needs to know about one demuxed packet, in 90 kHz ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,9 +109,6 @@ pub struct Cutter {
     last_cut_pos: u64,
     warned_no_keyframe: bool,
 }
-
-/// MPEG-TS timestamps count 90 kHz ticks modulo 2^33.
-const PTS_MODULUS: i64 = 1 << 33;
 
 /// Smallest backwards step of a stream's DTS that counts as a reset.
 const MAX_BACK: i64 = TICKS_PER_SECOND / 2;

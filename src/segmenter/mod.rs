@@ -396,18 +396,18 @@ fn select_program(
         .streams()
         .map(|s| {
             let tb = s.time_base();
-            let codec = match s.parameters().id() {
+            let params = s.parameters();
+            let codec = match params.id() {
                 ffmpeg::codec::Id::H264 => keyframe::Codec::H264,
                 ffmpeg::codec::Id::HEVC => keyframe::Codec::Hevc,
                 ffmpeg::codec::Id::MPEG2VIDEO => keyframe::Codec::Mpeg2,
                 _ => keyframe::Codec::Other,
             };
-            let params = s.parameters();
             // SAFETY: the parameters belong to a stream of the open input.
             let rate = i64::from(unsafe { (*params.as_ptr()).sample_rate });
             let aac_rate = (params.id() == ffmpeg::codec::Id::AAC && rate > 0).then_some(rate);
             StreamMeta {
-                medium: s.parameters().medium(),
+                medium: params.medium(),
                 codec,
                 aac_rate,
                 time_base: (i64::from(tb.numerator()), i64::from(tb.denominator())),

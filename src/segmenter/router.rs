@@ -66,8 +66,8 @@ impl InputBuffer {
     /// packet is no longer (or not yet) in the buffer.
     pub fn random_access_at(&self, pos: u64) -> Option<bool> {
         let at = usize::try_from(pos.checked_sub(self.base)?).ok()?;
-        let packet = self.data.get(at..(at + 188).min(self.filled))?;
-        let [0x47, _, _, flags, length, af, ..] = *packet else {
+        let packet = self.data.get(at..(at + PACKET_SIZE).min(self.filled))?;
+        let [ts::SYNC_BYTE, _, _, flags, length, af, ..] = *packet else {
             return None;
         };
         Some(flags & 0x20 != 0 && length > 0 && af & 0x40 != 0)
@@ -216,9 +216,18 @@ impl SegmentFile {
         if shift == 0 {
             return self.write_input(offset, input);
         }
-        let mut p = *pkt;
-        ts::shift_continuity(&mut p, shift);
-        self.write_packet(&p, input)
+        self.write_shifted(*pkt, shift, input)
+    }
+
+    /// Adds a copy of a packet with its continuity counter moved on by `shift`.
+    fn write_shifted(
+        &mut self,
+        mut pkt: [u8; PACKET_SIZE],
+        shift: u8,
+        input: &InputBuffer,
+    ) -> io::Result<()> {
+        ts::shift_continuity(&mut pkt, shift);
+        self.write_packet(&pkt, input)
     }
 
     /// Adds a packet that is not in the input as it is (rewritten tables).
@@ -566,8 +575,8 @@ impl Router {
                 return Ok(());
             }
         }
-        let shift = self.pids[usize::from(hdr.pid)].cc_shift;
         let state = &mut self.pids[usize::from(hdr.pid)];
+        let shift = state.cc_shift;
         let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
         let lagging = if hdr.pusi {
             state.segment = Some(current);
@@ -678,9 +687,8 @@ impl Router {
                 self.stats.dropped_packets += packets.len() as u64;
                 continue;
             };
-            for mut p in packets {
-                ts::shift_continuity(&mut p, shift);
-                target.write_packet(&p, input)?;
+            for p in packets {
+                target.write_shifted(p, shift, input)?;
             }
         }
         if !still_held {
@@ -706,9 +714,8 @@ impl Router {
             let packets = std::mem::take(&mut held.packets);
             let shift = self.pids[usize::from(held.pid)].cc_shift;
             if let Some(cur) = self.current.as_mut() {
-                for mut p in packets {
-                    ts::shift_continuity(&mut p, shift);
-                    cur.write_packet(&p, input)?;
+                for p in packets {
+                    cur.write_shifted(p, shift, input)?;
                 }
             }
             self.release_held(self.held.len() - 1);
