@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::Server;
 use common::{live_source, BIN};
 
 struct Kill(Child);
@@ -79,28 +79,20 @@ fn the_player_page_plays_a_live_stream_in_chromium() {
     }
 
     let token = "browser-test-token";
-    let mut server = Command::new(BIN)
-        .args(["serve", &format!("file://{}", www.display())])
-        .args(["--listen", "127.0.0.1:0", "--index", "live/index.m3u8"])
-        .args(["--token", token, "--hls-js"])
-        .arg(&hls_js)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Kill(server);
-    let base = line
-        .trim()
-        .rsplit_once(" at ")
-        .map(|(_, u)| u.to_string())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-
+    let server = Server::start(
+        &format!("file://{}", www.display()),
+        &[
+            "--index",
+            "live/index.m3u8",
+            "--token",
+            token,
+            "--hls-js",
+            hls_js.to_str().unwrap(),
+        ],
+    );
     let out = Command::new("node")
         .arg(repo.join("tests/browser/play.cjs"))
-        .arg(format!("{base}?token={token}"))
+        .arg(format!("http://{}/?token={token}", server.addr))
         .arg("40")
         .env("LIVE_UPLOAD_NPM", &npm)
         .output()

@@ -5,85 +5,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::garage::garage;
 use common::http::{read_message, Message};
+use common::server::Server;
 use common::BIN;
 
-/// A running `live_upload serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
 impl Server {
-    fn start(location: &str, extra: &[&str]) -> Server {
-        Self::start_with(Command::new(BIN), location, extra)
-    }
-
-    fn start_with(mut cmd: Command, location: &str, extra: &[&str]) -> Server {
-        let mut child = cmd
-            .args(["serve", location, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("LIVE_UPLOAD_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit_once("http://")
-            .map(|(_, a)| a.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { child, addr }
-    }
-
-    /// Sends SIGTERM and waits for the exit code.
-    fn stop(mut self) -> Option<i32> {
-        terminate(&self.child);
-        let code = wait(&mut self.child, Duration::from_secs(10));
-        std::mem::forget(self);
-        code
-    }
-
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> Message {
         request(&self.addr, "GET", path, headers)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        terminate(&self.child);
-        let _ = wait(&mut self.child, Duration::from_secs(10));
-    }
-}
-
-fn terminate(child: &Child) {
-    // SAFETY: kill(2) on the pid of a child this test started.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-}
-
-fn wait(child: &mut Child, limit: Duration) -> Option<i32> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    panic!("live_upload serve did not stop within {limit:?}");
 }
 
 /// One request, exactly as given, on a fresh connection.

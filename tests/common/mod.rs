@@ -7,6 +7,7 @@
 pub mod garage;
 pub mod http;
 pub mod proxy;
+pub mod server;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
