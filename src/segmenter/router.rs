@@ -151,13 +151,24 @@ struct PidState {
     cc_shift: u8,
 }
 
+impl PidState {
+    /// Counts down the bytes left in the current PES with one more packet.
+    fn track_pes(&mut self, pkt: &[u8; PACKET_SIZE], hdr: &Header) {
+        let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
+        self.pes_remaining = if hdr.pusi {
+            ts::pes_remaining_after_start(payload)
+        } else {
+            self.pes_remaining.map(|r| r.saturating_sub(payload.len()))
+        };
+    }
+}
+
 /// A timed audio PID after a cut, until its frames reach the cut's time: the
 /// packets of its current PES packet, held until it is whole.
 struct Held {
     pid: u16,
     cut_pts: i64,
     packets: Vec<[u8; PACKET_SIZE]>,
-    remaining: Option<usize>,
 }
 
 /// A finished segment file.
@@ -577,13 +588,11 @@ impl Router {
         }
         let state = &mut self.pids[usize::from(hdr.pid)];
         let shift = state.cc_shift;
-        let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
+        state.track_pes(pkt, hdr);
         let lagging = if hdr.pusi {
             state.segment = Some(current);
-            state.pes_remaining = ts::pes_remaining_after_start(payload);
             false
         } else {
-            state.pes_remaining = state.pes_remaining.map(|r| r.saturating_sub(payload.len()));
             match state.segment {
                 None => {
                     // the middle of a PES whose start was not kept
@@ -633,15 +642,11 @@ impl Router {
         offset: u64,
         input: &InputBuffer,
     ) -> io::Result<bool> {
-        let payload = hdr.payload_start.map_or(&[][..], |s| &pkt[s..]);
         if hdr.pusi {
             // a PES of unknown length ends where the next one starts
             if !self.held[i].packets.is_empty() && !self.settle(i, input)? {
                 return Ok(false);
             }
-            let held = &mut self.held[i];
-            held.packets.push(*pkt);
-            held.remaining = ts::pes_remaining_after_start(payload);
         } else if self.held[i].packets.is_empty() {
             // the rest of the PES that was under way at the cut
             let state = self.pids[usize::from(hdr.pid)];
@@ -650,12 +655,11 @@ impl Router {
                 _ => self.stats.dropped_packets += 1,
             }
             return Ok(true);
-        } else {
-            let held = &mut self.held[i];
-            held.packets.push(*pkt);
-            held.remaining = held.remaining.map(|r| r.saturating_sub(payload.len()));
         }
-        if self.held[i].remaining == Some(0) {
+        self.held[i].packets.push(*pkt);
+        let state = &mut self.pids[usize::from(hdr.pid)];
+        state.track_pes(pkt, hdr);
+        if state.pes_remaining == Some(0) {
             self.settle(i, input)?;
         }
         Ok(true)
@@ -782,7 +786,6 @@ impl Router {
                             pid: pid as u16,
                             cut_pts,
                             packets: Vec::new(),
-                            remaining: None,
                         });
                         self.laggards.push(pid as u16);
                     } else if state.pes_remaining == Some(0) {
