@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::Notify;
 
-use crate::segmenter::SegmentReady;
+use crate::media::SegmentReady;
 
 /// Creates the channel with room for `capacity` waiting segments.
 pub fn bounded(capacity: usize) -> (Outbox, Inbox) {

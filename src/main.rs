@@ -1,6 +1,7 @@
 //! The `live_upload` command: parse the command line, start the segmenter
 //! thread, run the uploader on this thread (which owns a small tokio
-//! runtime), and turn the outcome into an exit code.
+//! runtime), and turn the outcome into an exit code: [`Failure::code`] is
+//! the one place where exit codes are decided.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -13,15 +14,70 @@ use std::time::Duration;
 use clap::Parser;
 
 use live_upload::channel;
-use live_upload::cli::{exit, ClipConfig, ClipOpts, Config, Opts, ServeConfig, ServeOpts};
+use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
 use live_upload::resume;
-use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError};
+use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError, SegmenterSummary};
+use live_upload::serve::{ServeConfig, ServeFailure};
 use live_upload::uploader::retry::RetryPolicy;
-use live_upload::uploader::{open_store, ArchiveConfig, UploadError, Uploader, UploaderConfig};
+use live_upload::uploader::{
+    open_store, ArchiveConfig, Destination, UploadError, UploadSummary, Uploader, UploaderConfig,
+};
 
 /// Segments that may wait in the channel; the uploader drains it eagerly
 /// into its own queue, bounded by --max-spool.
 const CHANNEL_CAPACITY: usize = 64;
+
+/// Why a command ended without success. Its exit code (documented in the
+/// README and in `--help`) is decided by [`Failure::code`] alone.
+#[derive(Debug)]
+enum Failure {
+    /// The command line is wrong: printed with the command's name, before
+    /// logging starts.
+    Options(String),
+    /// clap printed what was wrong with the command line.
+    Parse,
+    /// The configuration is wrong in a way found once running (a spool
+    /// directory that cannot be made, an address that cannot be listened
+    /// on).
+    Usage(String),
+    /// The input could not be opened or read, or is not MPEG-TS.
+    Input(String),
+    /// The destination refused or failed to store an object (or a clip's
+    /// range is not in the archive: see `clip`).
+    Storage(String),
+    /// Segments not yet stored outgrew --max-spool while the destination
+    /// failed.
+    SpoolFull(String),
+    /// An unexpected internal error.
+    Internal(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Internal(_) => 1,
+            Failure::Options(_) | Failure::Parse | Failure::Usage(_) => 2,
+            Failure::Input(_) => 3,
+            Failure::Storage(_) => 4,
+            Failure::SpoolFull(_) => 5,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Failure::Parse => "",
+            Failure::Options(m)
+            | Failure::Usage(m)
+            | Failure::Input(m)
+            | Failure::Storage(m)
+            | Failure::SpoolFull(m)
+            | Failure::Internal(m) => m,
+        }
+    }
+}
+
+/// A command's outcome; `Ok` exits 0.
+type Outcome = Result<(), Failure>;
 
 fn main() -> ExitCode {
     // a bug must still end in one line and a documented exit code
@@ -31,26 +87,37 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // subcommands come first; anything else is the segmenting command, whose
     // first argument is its input (a file named like a subcommand: ./clip)
-    let code = match args.get(1).and_then(|a| a.to_str()) {
-        Some("clip") => parse_and_run::<ClipOpts>(&args[1..], run_clip),
-        Some("serve") => parse_and_run::<ServeOpts>(&args[1..], run_serve),
-        _ => parse_and_run::<Opts>(&args, run),
+    let (name, outcome) = match args.get(1).and_then(|a| a.to_str()) {
+        Some("clip") => ("live_upload clip", parse_and_run(&args[1..], run_clip)),
+        Some("serve") => ("live_upload serve", parse_and_run(&args[1..], run_serve)),
+        _ => ("live_upload", parse_and_run(&args, run)),
     };
-    ExitCode::from(code as u8)
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                Failure::Parse => {}
+                Failure::Options(msg) => eprintln!("{name}: error: {msg}"),
+                other => log::error!("{}", other.message()),
+            }
+            let _ = std::io::stderr().flush();
+            ExitCode::from(failure.code())
+        }
+    }
 }
 
 /// Parses `args` as `T` and runs `body`; a usage error exits 2, `--help`
 /// and `--version` exit 0, a panic exits 1.
-fn parse_and_run<T: Parser>(args: &[OsString], body: fn(T) -> i32) -> i32 {
+fn parse_and_run<T: Parser>(args: &[OsString], body: fn(T) -> Outcome) -> Outcome {
     match T::try_parse_from(args) {
         Ok(opts) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(opts)))
-            .unwrap_or(exit::INTERNAL),
+            .unwrap_or_else(|_| Err(Failure::Internal("internal error: a panic".into()))),
         Err(e) => {
             let _ = e.print();
             if e.use_stderr() {
-                exit::USAGE
+                Err(Failure::Parse)
             } else {
-                exit::OK
+                Ok(())
             }
         }
     }
@@ -69,90 +136,47 @@ fn init_logging(level: log::LevelFilter) {
 }
 
 /// A current-thread runtime for a subcommand's requests.
-fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            fail(
-                exit::INTERNAL,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })
+        .map_err(|e| Failure::Internal(format!("cannot start the async runtime: {e}")))
 }
 
-fn fail(code: i32, msg: impl std::fmt::Display) -> i32 {
-    log::error!("{msg}");
-    let _ = std::io::stderr().flush();
-    code
-}
-
-fn run_serve(opts: ServeOpts) -> i32 {
+fn run_serve(opts: ServeOpts) -> Outcome {
     let env_token = std::env::var("LIVE_UPLOAD_TOKEN").ok();
-    let cfg = match ServeConfig::from_opts(opts, env_token) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("live_upload serve: error: {e}");
-            return exit::USAGE;
-        }
-    };
+    let cfg = ServeConfig::from_opts(opts, env_token).map_err(Failure::Options)?;
     init_logging(cfg.log_level);
-    match live_upload::serve::run(cfg) {
-        Ok(()) => exit::OK,
-        Err(e) => fail(e.code, e.message),
-    }
+    live_upload::serve::run(cfg).map_err(|e| match e.kind {
+        // a bad --hls-js or --listen is found only once logging runs
+        ServeFailure::Usage => Failure::Usage(e.message),
+        ServeFailure::Destination => Failure::Storage(e.message),
+        ServeFailure::Internal => Failure::Internal(e.message),
+    })
 }
 
-fn run(opts: Opts) -> i32 {
-    let cfg = match Config::from_opts(opts) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("live_upload: error: {e}");
-            return exit::USAGE;
-        }
-    };
+/// The main command: segment the input and publish it.
+fn run(opts: Opts) -> Outcome {
+    let cfg = Config::from_opts(opts).map_err(Failure::Options)?;
     init_logging(cfg.log_level);
     // libav's own messages follow RUST_LOG too (target `libav`)
     segmenter::avlog::install(log::max_level());
-
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let connect_timeout = Duration::from_secs(5).min(cfg.request_timeout);
-    let opened = runtime.block_on(open_store(
-        &cfg.destination,
-        &cfg.s3,
-        cfg.acl.clone(),
-        connect_timeout,
-    ));
-    let store = match opened {
-        Ok(s) => s,
-        Err(e) => return fail(exit::STORAGE, e),
-    };
-    if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
-        return fail(
-            exit::USAGE,
-            format!(
-                "cannot create spool directory {}: {e}",
-                cfg.spool_dir.display()
-            ),
-        );
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // a second signal while the first is handled exits at once
-        let registered = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .and_then(|_| signal_hook::flag::register(sig, stop.clone()));
-        if let Err(e) = registered {
-            return fail(
-                exit::INTERNAL,
-                format!("cannot install signal handler: {e}"),
-            );
-        }
-    }
-
+    let runtime = runtime()?;
+    let store = runtime
+        .block_on(open_store(
+            &cfg.destination,
+            &cfg.s3,
+            cfg.acl.clone(),
+            connect_timeout(cfg.request_timeout),
+        ))
+        .map_err(Failure::Storage)?;
+    std::fs::create_dir_all(&cfg.spool_dir).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot create spool directory {}: {e}",
+            cfg.spool_dir.display()
+        ))
+    })?;
+    let stop = stop_on_signals()?;
     if cfg.delete_old && cfg.archive.is_some() {
         log::warn!("--delete-old deletes nothing with --archive: every segment stays listed in the archive");
     }
@@ -162,42 +186,78 @@ fn run(opts: Opts) -> i32 {
         live_upload::timeline::format_secs(cfg.target),
         store.describe()
     );
-    let uploader = Uploader::new(
-        store,
-        UploaderConfig {
-            key_prefix: cfg.key_prefix.clone(),
-            index_name: cfg.index_name.clone(),
-            http_prefix: cfg.http_prefix.clone(),
-            target: cfg.target,
-            window: cfg.window,
-            program_date_time: cfg.program_date_time,
-            keep_spool: cfg.keep_spool,
-            segment_cache_control: cfg.segment_cache_control.clone(),
-            playlist_cache_control: cfg.playlist_cache_control.clone(),
-            concurrency: cfg.concurrency,
-            max_spool: cfg.max_spool,
-            delete_old: cfg.delete_old,
-            retry: RetryPolicy {
-                attempt_timeout: cfg.request_timeout,
-                ..RetryPolicy::default()
-            },
-            flush_timeout: cfg.flush_timeout,
-            archive: cfg
-                .archive
-                .clone()
-                .map(|(name, every)| ArchiveConfig { name, every }),
-        },
-        stop.clone(),
-    );
-    let mut uploader = uploader;
-    let (first_sequence, first_discontinuity) = match runtime.block_on(prepare(&cfg, &mut uploader))
-    {
-        Ok(start) => start,
-        Err(e) => return fail(exit::STORAGE, e),
-    };
+    let mut uploader = Uploader::new(store, uploader_config(&cfg), stop.clone());
+    let (first_sequence, first_discontinuity) = runtime
+        .block_on(prepare(&cfg, &mut uploader))
+        .map_err(Failure::Storage)?;
 
     let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
-    let seg_cfg = SegmenterConfig {
+    let seg_cfg = segmenter_config(&cfg, first_sequence, first_discontinuity);
+    let seg_stop = stop.clone();
+    let segmenter = thread::Builder::new()
+        .name("segmenter".into())
+        .spawn(move || segmenter::run(seg_cfg, &outbox, seg_stop))
+        .map_err(|e| Failure::Internal(format!("cannot start the segmenter thread: {e}")))?;
+    let uploaded = runtime.block_on(uploader.run(inbox));
+    if uploaded.is_err() {
+        // stop reading input: nothing more can be published
+        stop.store(true, Ordering::Relaxed);
+    }
+    let segmented = segmenter
+        .join()
+        .map_err(|_| Failure::Internal("internal error: the segmenter thread panicked".into()));
+    outcome(&cfg, uploaded, segmented?)
+}
+
+/// Connections to the destination give up sooner than whole requests.
+fn connect_timeout(request_timeout: Duration) -> Duration {
+    Duration::from_secs(5).min(request_timeout)
+}
+
+/// SIGINT and SIGTERM set the returned flag, which ends the run as at end
+/// of input; a second signal while the first is handled exits at once.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .map_err(|e| Failure::Internal(format!("cannot install signal handler: {e}")))?;
+    }
+    Ok(stop)
+}
+
+fn uploader_config(cfg: &Config) -> UploaderConfig {
+    UploaderConfig {
+        key_prefix: cfg.key_prefix.clone(),
+        index_name: cfg.index_name.clone(),
+        http_prefix: cfg.http_prefix.clone(),
+        target: cfg.target,
+        window: cfg.window,
+        program_date_time: cfg.program_date_time,
+        keep_spool: cfg.keep_spool,
+        segment_cache_control: cfg.segment_cache_control.clone(),
+        playlist_cache_control: cfg.playlist_cache_control.clone(),
+        concurrency: cfg.concurrency,
+        max_spool: cfg.max_spool,
+        delete_old: cfg.delete_old,
+        retry: RetryPolicy {
+            attempt_timeout: cfg.request_timeout,
+            ..RetryPolicy::default()
+        },
+        flush_timeout: cfg.flush_timeout,
+        archive: cfg
+            .archive
+            .clone()
+            .map(|(name, every)| ArchiveConfig { name, every }),
+    }
+}
+
+fn segmenter_config(
+    cfg: &Config,
+    first_sequence: u64,
+    first_discontinuity: bool,
+) -> SegmenterConfig {
+    SegmenterConfig {
         input: cfg.input.clone(),
         target: cfg.target,
         max_segment: 4 * cfg.target,
@@ -208,67 +268,48 @@ fn run(opts: Opts) -> i32 {
         program: cfg.program,
         input_timeout: cfg.input_timeout,
         clock: Box::new(chrono::Utc::now),
-    };
-    let seg_stop = stop.clone();
-    let segmenter = thread::Builder::new()
-        .name("segmenter".into())
-        .spawn(move || segmenter::run(seg_cfg, &outbox, seg_stop));
-    let segmenter = match segmenter {
-        Ok(h) => h,
-        Err(e) => {
-            return fail(
-                exit::INTERNAL,
-                format!("cannot start the segmenter thread: {e}"),
-            )
-        }
-    };
-
-    let uploaded = runtime.block_on(uploader.run(inbox));
-    if uploaded.is_err() {
-        // stop reading input: nothing more can be published
-        stop.store(true, Ordering::Relaxed);
     }
-    let segmented = segmenter.join();
+}
 
-    match (uploaded, segmented) {
-        (Err(e), _) => {
-            let code = match e {
-                UploadError::SpoolFull { .. } => exit::SPOOL_FULL,
-                _ => exit::STORAGE,
-            };
-            fail(
-                code,
-                format!(
-                    "{e}; segments not yet stored remain in {}",
-                    cfg.spool_dir.display()
-                ),
-            )
-        }
-        (Ok(_), Err(_)) => fail(
-            exit::INTERNAL,
-            "internal error: the segmenter thread panicked",
-        ),
-        (Ok(_), Ok(Ok(s))) => {
+/// How the run ended, from the uploader's and the segmenter's results: the
+/// uploader's failure comes first (it stopped the input).
+fn outcome(
+    cfg: &Config,
+    uploaded: Result<UploadSummary, UploadError>,
+    segmented: Result<SegmenterSummary, (SegmenterError, SegmenterSummary)>,
+) -> Outcome {
+    if let Err(e) = uploaded {
+        let message = format!(
+            "{e}; segments not yet stored remain in {}",
+            cfg.spool_dir.display()
+        );
+        return Err(match e {
+            UploadError::SpoolFull { .. } => Failure::SpoolFull(message),
+            _ => Failure::Storage(message),
+        });
+    }
+    match segmented {
+        Ok(s) => {
             log::info!(
                 "input ended after {} bytes; {} segment(s) cut",
                 s.bytes_in,
                 s.segments
             );
-            exit::OK
+            Ok(())
         }
-        (Ok(_), Ok(Err((e, s)))) => {
-            let code = match e {
-                SegmenterError::Spool(_) => exit::STORAGE,
-                SegmenterError::UploaderGone => exit::INTERNAL,
-                _ => exit::INPUT,
-            };
+        Err((e, s)) => {
             if s.segments > 0 {
                 log::info!(
                     "{} segment(s) cut before the error were published",
                     s.segments
                 );
             }
-            fail(code, e)
+            let message = e.to_string();
+            Err(match e {
+                SegmenterError::Spool(_) => Failure::Storage(message),
+                SegmenterError::UploaderGone => Failure::Internal(message),
+                _ => Failure::Input(message),
+            })
         }
     }
 }
@@ -278,20 +319,10 @@ fn run(opts: Opts) -> i32 {
 /// to continue. Returns the first segment number and whether it follows a
 /// break.
 async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), String> {
-    let key = uploader.index_key();
-    let existing = uploader
-        .existing_playlist()
-        .await
-        .map_err(|e| e.to_string())?;
-    let published = match existing {
-        Some(text) if !cfg.fresh => Some(
-            resume::parse_published(&text, &cfg.http_prefix, &cfg.segment_prefix)
-                .map_err(|e| format!("cannot continue {key}: {e} (use --fresh to replace it)"))?,
-        ),
-        Some(_) => {
-            log::warn!("--fresh: replacing {key}");
-            None
-        }
+    let index = uploader.index_key();
+    let published = read_published(cfg, uploader, &index).await?;
+    let archive = match uploader.archive_key() {
+        Some(key) => Some(read_published(cfg, uploader, &key).await?),
         None => None,
     };
     let leftovers = spool::scan(&cfg.spool_dir, &cfg.segment_prefix).map_err(|e| {
@@ -300,21 +331,6 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
             cfg.spool_dir.display()
         )
     })?;
-    let archive = match uploader.archive_key() {
-        Some(key) if !cfg.fresh => {
-            let text = uploader.fetch(&key).await.map_err(|e| e.to_string())?;
-            let parsed = text
-                .map(|t| resume::parse_published(&t, &cfg.http_prefix, &cfg.segment_prefix))
-                .transpose()
-                .map_err(|e| format!("cannot continue {key}: {e} (use --fresh to replace it)"))?;
-            Some(parsed)
-        }
-        Some(key) => {
-            log::warn!("--fresh: replacing {key}");
-            Some(None)
-        }
-        None => None,
-    };
     let mut plan = resume::plan_archive(
         published,
         archive,
@@ -323,23 +339,7 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
         &cfg.http_prefix,
         cfg.program_date_time,
     );
-    if !plan.incomplete.is_empty() {
-        log::warn!(
-            "removing {} unfinished segment file(s) an earlier run left in {}",
-            plan.incomplete.len(),
-            cfg.spool_dir.display()
-        );
-    }
-    let keep = if cfg.keep_spool {
-        Vec::new()
-    } else {
-        plan.stale
-    };
-    for path in keep.iter().chain(&plan.incomplete) {
-        if let Err(e) = spool::remove(path) {
-            log::warn!("cannot remove {}: {e}", path.display());
-        }
-    }
+    clean_spool(cfg, &plan);
     let prefix = cfg.segment_prefix.clone();
     let name = move |n| segmenter::segment_name(&prefix, n);
     let first = uploader
@@ -348,7 +348,7 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
         .map_err(|e| e.to_string())?;
     if let Some(p) = &plan.restored {
         log::info!(
-            "continuing {key} after a discontinuity: media sequence {}, {} segment(s) listed{}",
+            "continuing {index} after a discontinuity: media sequence {}, {} segment(s) listed{}",
             p.media_sequence,
             p.entries.len(),
             if p.ended { ", ENDLIST removed" } else { "" }
@@ -362,80 +362,110 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
         );
     }
     if let Some(a) = plan.archive.take() {
-        let key = uploader.archive_key().unwrap_or_default();
-        if let Some(p) = &a.restored {
-            log::info!(
-                "continuing {key} after a discontinuity: {} segment(s) listed{}",
-                p.entries.len(),
-                if p.ended {
-                    ", VOD and ENDLIST removed"
-                } else {
-                    ""
-                }
-            );
-        }
-        if !a.backfill.is_empty() {
-            log::info!(
-                "appending {} stored segment(s) its last version did not list yet",
-                a.backfill.len()
-            );
-        }
-        if a.missing > 0 {
-            log::warn!(
-                "{} segment(s) published before the restart are listed neither in the rolling \
-                 playlist nor in the spool: {key} skips them after a discontinuity",
-                a.missing
-            );
-        }
+        log_archive_plan(&uploader.archive_key().unwrap_or_default(), &a);
         uploader.restore_archive(a);
     }
+    let first_discontinuity = plan.first_discontinuity || first != plan.first_sequence;
     for seg in plan.leftovers {
         uploader.queue(seg);
     }
-    let first_discontinuity = plan.first_discontinuity || first != plan.first_sequence;
     Ok((first, first_discontinuity))
+}
+
+/// The playlist at `key` as an earlier run published it; `None` when there
+/// is none or with --fresh (which replaces it).
+async fn read_published(
+    cfg: &Config,
+    uploader: &Uploader,
+    key: &str,
+) -> Result<Option<resume::Published>, String> {
+    let Some(text) = uploader.fetch(key).await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if cfg.fresh {
+        log::warn!("--fresh: replacing {key}");
+        return Ok(None);
+    }
+    resume::parse_published(&text, &cfg.http_prefix, &cfg.segment_prefix)
+        .map(Some)
+        .map_err(|e| format!("cannot continue {key}: {e} (use --fresh to replace it)"))
+}
+
+/// Removes what the plan found unfinished, and (without --keep-spool) the
+/// stored segments an earlier run left.
+fn clean_spool(cfg: &Config, plan: &resume::Plan) {
+    if !plan.incomplete.is_empty() {
+        log::warn!(
+            "removing {} unfinished segment file(s) an earlier run left in {}",
+            plan.incomplete.len(),
+            cfg.spool_dir.display()
+        );
+    }
+    let stale: &[std::path::PathBuf] = if cfg.keep_spool { &[] } else { &plan.stale };
+    for path in stale.iter().chain(&plan.incomplete) {
+        if let Err(e) = spool::remove(path) {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+fn log_archive_plan(key: &str, a: &resume::ArchivePlan) {
+    if let Some(p) = &a.restored {
+        log::info!(
+            "continuing {key} after a discontinuity: {} segment(s) listed{}",
+            p.entries.len(),
+            if p.ended {
+                ", VOD and ENDLIST removed"
+            } else {
+                ""
+            }
+        );
+    }
+    if !a.backfill.is_empty() {
+        log::info!(
+            "appending {} stored segment(s) its last version did not list yet",
+            a.backfill.len()
+        );
+    }
+    if a.missing > 0 {
+        log::warn!(
+            "{} segment(s) published before the restart are listed neither in the rolling \
+             playlist nor in the spool: {key} skips them after a discontinuity",
+            a.missing
+        );
+    }
 }
 
 /// `live_upload clip`: reads the archive, writes a VOD playlist for the
 /// range beside it, prints its key (and URL).
-fn run_clip(opts: ClipOpts) -> i32 {
-    let cfg = match ClipConfig::from_opts(opts) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("live_upload clip: error: {e}");
-            return exit::USAGE;
-        }
-    };
+fn run_clip(opts: ClipOpts) -> Outcome {
+    let cfg = ClipConfig::from_opts(opts).map_err(Failure::Options)?;
     init_logging(cfg.log_level);
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match runtime.block_on(clip(&cfg)) {
-        Ok((key, url)) => {
-            println!("{key}");
-            if let Some(url) = url {
-                println!("{url}");
-            }
-            exit::OK
-        }
-        Err((code, msg)) => fail(code, msg),
+    let (key, url) = runtime()?.block_on(clip(&cfg))?;
+    println!("{key}");
+    if let Some(url) = url {
+        println!("{url}");
     }
+    Ok(())
 }
 
-async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), (i32, String)> {
+async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), Failure> {
     use live_upload::uploader::store::{Body, ObjectMeta};
     use live_upload::uploader::{object_key, PLAYLIST_CONTENT_TYPE};
-    let storage = |e: String| (exit::STORAGE, e);
-    if let live_upload::cli::Destination::Local(dir) = &cfg.destination {
+    let storage = Failure::Storage;
+    if let Destination::Local(dir) = &cfg.destination {
         if !dir.is_dir() {
             return Err(storage(format!("{} is not a directory", dir.display())));
         }
     }
-    let connect_timeout = Duration::from_secs(5).min(cfg.request_timeout);
-    let store = open_store(&cfg.destination, &cfg.s3, None, connect_timeout)
-        .await
-        .map_err(storage)?;
+    let store = open_store(
+        &cfg.destination,
+        &cfg.s3,
+        None,
+        connect_timeout(cfg.request_timeout),
+    )
+    .await
+    .map_err(storage)?;
     let retrier = live_upload::uploader::retry::Retrier::new(RetryPolicy {
         attempt_timeout: cfg.request_timeout,
         ..RetryPolicy::default()
@@ -449,7 +479,7 @@ async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), (i32, String
     let archive =
         resume::parse_published(&text, "", "").map_err(|e| storage(format!("{key}: {e}")))?;
     let chosen = live_upload::clip::select(&archive, cfg.from, cfg.to)
-        .map_err(|e| (exit::USAGE, format!("{key}: {e}")))?;
+        .map_err(|e| Failure::Usage(format!("{key}: {e}")))?;
     let name = cfg
         .name
         .clone()

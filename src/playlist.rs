@@ -25,11 +25,7 @@ pub struct Entry {
 impl Entry {
     /// How a segment is listed: its URI is `http_prefix` and its name;
     /// `dated` gives it its EXT-X-PROGRAM-DATE-TIME.
-    pub fn of_segment(
-        seg: &crate::segmenter::SegmentReady,
-        http_prefix: &str,
-        dated: bool,
-    ) -> Self {
+    pub fn of_segment(seg: &crate::media::SegmentReady, http_prefix: &str, dated: bool) -> Self {
         Entry {
             sequence: seg.sequence,
             uri: format!("{http_prefix}{}", seg.name),

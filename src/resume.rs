@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
+use crate::media::SegmentReady;
 use crate::playlist::Entry;
 use crate::segmenter::spool::Leftovers;
-use crate::segmenter::SegmentReady;
 use crate::timeline::ticks_from_secs;
 
 /// A playlist an earlier run published.

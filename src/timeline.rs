@@ -5,38 +5,9 @@
 //! a monotonic 64-bit timeline and reports jumps that are too large to be
 //! ordinary packet spacing (encoder restarts, spliced inputs) as resets.
 
-/// Ticks of the 90 kHz MPEG clock.
-pub const TICKS_PER_SECOND: i64 = 90_000;
-
-/// Size of the 33-bit PTS/DTS space.
-pub const PTS_MODULUS: i64 = 1 << 33;
-
-/// `a - b` for 33-bit timestamps, taking the shorter way round the wrap.
-pub fn pts_diff(a: i64, b: i64) -> i64 {
-    let d = (a - b).rem_euclid(PTS_MODULUS);
-    if d >= PTS_MODULUS / 2 {
-        d - PTS_MODULUS
-    } else {
-        d
-    }
-}
-
-/// Converts seconds to ticks, rounding to the nearest tick.
-pub fn ticks_from_secs(secs: f64) -> i64 {
-    (secs * TICKS_PER_SECOND as f64).round() as i64
-}
-
-/// Renders ticks as seconds with millisecond precision, e.g. `10.010`.
-pub fn format_secs(ticks: i64) -> String {
-    let ms = (ticks * 1000 + TICKS_PER_SECOND / 2).div_euclid(TICKS_PER_SECOND);
-    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
-}
-
-/// Rounds ticks to whole seconds the way RFC 8216 §4.3.3.1 compares EXTINF to
-/// the target duration: to the nearest integer, halves up.
-pub fn round_secs(ticks: i64) -> i64 {
-    (ticks + TICKS_PER_SECOND / 2).div_euclid(TICKS_PER_SECOND)
-}
+pub use crate::media::time::{
+    format_secs, pts_diff, round_secs, ticks_from_secs, PTS_MODULUS, TICKS_PER_SECOND,
+};
 
 /// The outcome of feeding one timestamp to an [`Unwrapper`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,32 +22,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::format::context::Input;
 use ffmpeg_next::media::Type as Media;
 
 use crate::channel::Outbox;
+pub use crate::media::SegmentReady;
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
 use router::{lock, InputBuffer};
 use router::{ClosedSegment, Router};
-
-/// A segment file that is complete in the spool directory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SegmentReady {
-    pub sequence: u64,
-    /// File name, also the last part of its object key.
-    pub name: String,
-    pub path: PathBuf,
-    pub bytes: u64,
-    /// Start on the unwrapped 90 kHz timeline.
-    pub start: i64,
-    /// Duration in 90 kHz ticks.
-    pub duration: i64,
-    pub discontinuity: bool,
-    pub program_date_time: DateTime<Utc>,
-}
 
 pub struct SegmenterConfig {
     /// `-`, a file, or a URL.

@@ -26,15 +26,32 @@ use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::cli::{exit, Destination, ServeConfig};
-use crate::uploader::{PLAYLIST_CONTENT_TYPE, SEGMENT_CONTENT_TYPE};
+use crate::media::packaging;
+use crate::uploader::Destination;
 use cond::Validators;
+
+/// The checked configuration of `live_upload serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// As given, for messages.
+    pub location: String,
+    pub destination: crate::uploader::Destination,
+    /// Normalized like the main command's key prefix.
+    pub key_prefix: String,
+    pub listen: std::net::SocketAddr,
+    pub token: Option<String>,
+    /// Relative key of the player page's playlist (checked like a key).
+    pub index: String,
+    pub hls_js: Option<std::path::PathBuf>,
+    pub s3: crate::uploader::S3Settings,
+    pub log_level: log::LevelFilter,
+}
 
 /// Cache-Control of playlists: a player always revalidates (cheap, with
 /// ETags), so a live playlist is never stale.
 pub const PLAYLIST_CACHE_CONTROL: &str = "no-cache";
 /// Cache-Control of segments: their names are never reused within a run.
-pub const SEGMENT_CACHE_CONTROL: &str = crate::uploader::DEFAULT_SEGMENT_CACHE_CONTROL;
+pub const SEGMENT_CACHE_CONTROL: &str = packaging::SEGMENT_CACHE_CONTROL;
 
 /// How long in-flight requests may finish after SIGINT or SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -42,25 +59,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Content-Type by extension; what HLS players expect for playlists and
 /// segments.
 pub fn content_type_for(key: &str) -> &'static str {
-    let ext = key.rsplit_once('.').map_or("", |(_, e)| e);
-    match ext.to_ascii_lowercase().as_str() {
-        "m3u8" => PLAYLIST_CONTENT_TYPE,
-        "ts" => SEGMENT_CONTENT_TYPE,
-        "aac" => "audio/aac",
-        "m4s" => "video/iso.segment",
-        "mp4" => "video/mp4",
-        "vtt" => "text/vtt; charset=utf-8",
-        "html" => "text/html; charset=utf-8",
-        "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
+    packaging::content_type_for(key)
 }
 
-/// Cache-Control by kind: segments long, everything else revalidated.
+/// Cache-Control by kind: segments and init segments long, everything else
+/// revalidated.
 pub fn cache_control_for(key: &str) -> &'static str {
-    match content_type_for(key) {
-        SEGMENT_CONTENT_TYPE | "audio/aac" | "video/iso.segment" => SEGMENT_CACHE_CONTROL,
-        _ => PLAYLIST_CACHE_CONTROL,
+    if packaging::is_immutable_media(key) {
+        SEGMENT_CACHE_CONTROL
+    } else {
+        PLAYLIST_CACHE_CONTROL
     }
 }
 
@@ -258,16 +266,28 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// A failure that ends the command, with its exit code.
+/// What kind of failure ended the command (the binary turns it into an
+/// exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeFailure {
+    /// A bad option: an hls.js path that cannot be read, an address that
+    /// cannot be listened on.
+    Usage,
+    /// The destination cannot be opened.
+    Destination,
+    Internal,
+}
+
+/// A failure that ends the command.
 #[derive(Debug)]
 pub struct ServeError {
-    pub code: i32,
+    pub kind: ServeFailure,
     pub message: String,
 }
 
-fn error(code: i32, message: impl Into<String>) -> ServeError {
+fn error(kind: ServeFailure, message: impl Into<String>) -> ServeError {
     ServeError {
-        code,
+        kind,
         message: message.into(),
     }
 }
@@ -283,7 +303,10 @@ fn load_hls_js(cfg: &ServeConfig) -> Result<Option<(std::path::PathBuf, Vec<u8>)
     if let Some((p, what)) = named {
         return match std::fs::read(&p) {
             Ok(js) => Ok(Some((p, js))),
-            Err(e) => Err(error(exit::USAGE, format!("{what} {}: {e}", p.display()))),
+            Err(e) => Err(error(
+                ServeFailure::Usage,
+                format!("{what} {}: {e}", p.display()),
+            )),
         };
     }
     let exe = std::env::current_exe().ok();
@@ -296,17 +319,19 @@ async fn open_source(cfg: &ServeConfig) -> Result<Source, ServeError> {
     match &cfg.destination {
         Destination::Local(dir) => local::LocalRoot::open(dir)
             .map(Source::Local)
-            .map_err(|e| error(exit::STORAGE, e)),
+            .map_err(|e| error(ServeFailure::Destination, e)),
         Destination::S3 { bucket } => {
             let store = crate::uploader::connect_s3(bucket, &cfg.s3, None, Duration::from_secs(5))
                 .await
-                .map_err(|e| error(exit::STORAGE, e))?;
+                .map_err(|e| error(ServeFailure::Destination, e))?;
             let src = s3::S3Source {
                 client: store.client().clone(),
                 bucket: bucket.clone(),
                 prefix: cfg.key_prefix.clone(),
             };
-            src.check().await.map_err(|e| error(exit::STORAGE, e))?;
+            src.check()
+                .await
+                .map_err(|e| error(ServeFailure::Destination, e))?;
             Ok(Source::S3(src))
         }
     }
@@ -336,7 +361,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         .build()
         .map_err(|e| {
             error(
-                exit::INTERNAL,
+                ServeFailure::Internal,
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
@@ -348,10 +373,15 @@ async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let source = open_source(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| error(exit::USAGE, format!("cannot listen on {}: {e}", cfg.listen)))?;
+        .map_err(|e| {
+            error(
+                ServeFailure::Usage,
+                format!("cannot listen on {}: {e}", cfg.listen),
+            )
+        })?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| {
         error(
-            exit::INTERNAL,
+            ServeFailure::Internal,
             format!("cannot read the bound address: {e}"),
         )
     })?;
@@ -400,7 +430,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }
     };
     tokio::select! {
-        r = server => r.map_err(|e| error(exit::INTERNAL, format!("server failed: {e}"))),
+        r = server => r.map_err(|e| error(ServeFailure::Internal, format!("server failed: {e}"))),
         _ = grace => {
             log::warn!("requests still open after {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
             Ok(())
@@ -438,8 +468,11 @@ mod tests {
 
     #[test]
     fn types_and_cache_policy() {
-        assert_eq!(content_type_for("live/index.m3u8"), PLAYLIST_CONTENT_TYPE);
-        assert_eq!(content_type_for("live/live-00001.TS"), SEGMENT_CONTENT_TYPE);
+        assert_eq!(
+            content_type_for("live/index.m3u8"),
+            packaging::PLAYLIST_CONTENT_TYPE
+        );
+        assert_eq!(content_type_for("live/live-00001.TS"), "video/mp2t");
         assert_eq!(content_type_for("x"), "application/octet-stream");
         assert_eq!(cache_control_for("a.ts"), SEGMENT_CACHE_CONTROL);
         assert_eq!(cache_control_for("a.m3u8"), "no-cache");

@@ -7,6 +7,8 @@
 //! never land after a newer one; while one is in flight, newer changes wait
 //! and go up together as the next version.
 
+pub mod defaults;
+mod open;
 pub mod retry;
 pub mod s3;
 pub mod store;
@@ -26,50 +28,13 @@ use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use retry::{Retrier, RetryPolicy};
 use store::{Body, ObjectMeta, Store, StoreError};
 
+pub use crate::media::packaging::{
+    PLAYLIST_CONTENT_TYPE, SEGMENT_CACHE_CONTROL as DEFAULT_SEGMENT_CACHE_CONTROL,
+};
+pub use open::{connect_s3, open_store, Destination, S3Settings};
+
+/// Content-Type of TS segments.
 pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
-pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
-pub const DEFAULT_SEGMENT_CACHE_CONTROL: &str = "public, max-age=86400";
-
-/// Opens a destination: a local directory, or an S3 bucket through the
-/// standard credential chain (checked, but the bucket is not contacted).
-pub async fn open_store(
-    destination: &crate::cli::Destination,
-    s3: &crate::cli::S3Args,
-    acl: Option<String>,
-    connect_timeout: Duration,
-) -> Result<Arc<dyn Store>, String> {
-    match destination {
-        crate::cli::Destination::Local(dir) => match store::LocalDirStore::open(dir) {
-            Ok(s) => Ok(Arc::new(s)),
-            Err(e) => Err(format!("cannot open destination {}: {e}", dir.display())),
-        },
-        crate::cli::Destination::S3 { bucket } => {
-            let store = connect_s3(bucket, s3, acl, connect_timeout).await?;
-            Ok(Arc::new(store))
-        }
-    }
-}
-
-/// An S3 bucket through the standard credential chain and the command
-/// line's S3 options (see [`s3::S3Store::connect`]).
-pub async fn connect_s3(
-    bucket: &str,
-    s3: &crate::cli::S3Args,
-    acl: Option<String>,
-    connect_timeout: Duration,
-) -> Result<s3::S3Store, String> {
-    let opts = s3::S3Options {
-        bucket: bucket.to_string(),
-        region: s3.region.clone(),
-        endpoint_url: s3.endpoint_url.clone(),
-        path_style: s3.path_style,
-        acl,
-        connect_timeout,
-    };
-    s3::S3Store::connect(&opts)
-        .await
-        .map_err(|e| format!("S3 destination {bucket}: {e}"))
-}
 
 pub struct UploaderConfig {
     /// Prefix of every key, already normalized (no leading or trailing `/`).
@@ -116,16 +81,16 @@ impl UploaderConfig {
             index_name: index_name.to_string(),
             http_prefix: String::new(),
             target,
-            window: 5,
+            window: defaults::WINDOW,
             program_date_time: true,
             keep_spool: false,
             segment_cache_control: DEFAULT_SEGMENT_CACHE_CONTROL.to_string(),
             playlist_cache_control: None,
-            concurrency: 4,
-            max_spool: 1 << 30,
+            concurrency: defaults::CONCURRENCY,
+            max_spool: defaults::MAX_SPOOL_BYTES,
             delete_old: false,
             retry: RetryPolicy::default(),
-            flush_timeout: Duration::from_secs(60),
+            flush_timeout: defaults::flush_timeout(),
             archive: None,
         }
     }

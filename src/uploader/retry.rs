@@ -27,7 +27,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(20),
+            attempt_timeout: super::defaults::request_timeout(),
             unreachable_attempts: 4,
         }
     }
