@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::timeline::{format_secs, Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
+use crate::timeline::{format_secs, pts_diff, Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
 
 /// What the cutter needs to know about one demuxed packet, in 90 kHz ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +146,8 @@ impl Cutter {
         if u.reset {
             stream.epoch += 1;
         }
-        let pts = u.ticks + pkt.pts.map_or(0, |p| p - raw);
+        // libav may have wrapped only one of the two (DTS 2^33 - 3000, PTS 3003)
+        let pts = u.ticks + pkt.pts.map_or(0, |p| pts_diff(p, raw));
         if let Some(last) = stream.last_dts.filter(|_| !u.reset) {
             if u.ticks > last {
                 stream.step = u.ticks - last;
@@ -522,6 +523,36 @@ mod tests {
             .filter_map(|c| c.closed)
             .all(|t| !t.discontinuity && t.duration == 2 * S));
         assert_eq!(cuts.len(), 5);
+    }
+
+    #[test]
+    fn pts_and_dts_on_either_side_of_the_wrap_keep_their_offset() {
+        let mut c = cutter(2 * S, true);
+        // the keyframe that starts the third segment is decoded just before
+        // the wrap and shown after it
+        let base = PTS_MODULUS - 3000 - 120 * 3000;
+        let mut cuts = Vec::new();
+        for i in 0..300i64 {
+            // B-frame style: shown two frames after it is decoded, and each
+            // timestamp wrapped on its own (DTS 2^33 - 3000 with PTS 3000)
+            let dts = base + i * 3000;
+            cuts.extend(c.observe(&PacketInfo {
+                stream: 0,
+                pos: Some(1000 + i as u64 * 100),
+                pts: Some((dts + 6000) % PTS_MODULUS),
+                dts: Some(dts % PTS_MODULUS),
+                duration: 3000,
+                key: i % 30 == 0,
+            }));
+        }
+        let durations: Vec<i64> = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .collect();
+        assert_eq!(durations, vec![2 * S; 4]);
+        let last = c.finish().unwrap();
+        assert_eq!((last.start, last.duration), (base + 6000 + 8 * S, 2 * S));
     }
 
     #[test]
