@@ -233,6 +233,61 @@ fn the_33_bit_pts_wrap_keeps_durations_and_adds_no_discontinuity() {
 }
 
 #[test]
+fn b_frames_and_streams_straddling_the_33_bit_wrap_keep_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("wrap.ts");
+    // 2^33 / 90000 = 95443.7176 s: with B-frames, the first video frame is
+    // decoded before the wrap and shown after it, and the audio starts after it
+    make_av(
+        &input,
+        12,
+        30,
+        &["-bf", "2", "-output_ts_offset", "95442.35"],
+    );
+    // libav shows the timestamps before the wrap as negative (2^33 less)
+    let packets = ffprobe(
+        &input,
+        &[
+            "-show_entries",
+            "packet=stream_index,pts,dts",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    let packets: Vec<(u32, i64, i64)> = packets
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.trim_end_matches(',').split(',').map(str::parse::<i64>);
+            let (Some(Ok(s)), Some(Ok(pts)), Some(Ok(dts))) = (f.next(), f.next(), f.next()) else {
+                return None;
+            };
+            Some((s as u32, pts, dts))
+        })
+        .collect();
+    let video: Vec<(i64, i64)> = packets
+        .iter()
+        .filter(|p| p.0 == 0)
+        .map(|p| (p.1, p.2))
+        .collect();
+    assert!(
+        video.iter().any(|&(pts, dts)| dts < 0 && pts >= 0),
+        "a frame decoded before the wrap is shown after it: {:?}",
+        &video[..5]
+    );
+    assert!(video[0].1 < 0, "the video starts before the wrap");
+    let first_audio = packets.iter().find(|p| p.0 == 1).unwrap();
+    assert!(first_audio.2 >= 0, "the audio starts after the wrap");
+
+    let run = run_file(&input, "2", &["--window", "10"]);
+    let listed = check_run(&run, &input, true);
+    assert!(listed.iter().all(|l| !l.discontinuity), "{listed:?}");
+    for seg in &listed[..listed.len() - 1] {
+        assert_close(seg.duration, 2.0, 0.05);
+    }
+    assert_close(total(&listed), packet_span(&input), FRAME);
+}
+
+#[test]
 fn a_timestamp_reset_starts_a_discontinuity() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("a.ts");

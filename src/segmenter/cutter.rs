@@ -108,6 +108,8 @@ pub struct Cutter {
     early_min: Option<i64>,
     last_cut_pos: u64,
     warned_no_keyframe: bool,
+    /// The last timestamp of any stream, on the unwrapped timeline.
+    latest: Option<i64>,
 }
 
 /// Smallest backwards step of a stream's DTS that counts as a reset.
@@ -135,6 +137,7 @@ impl Cutter {
             early_min: None,
             last_cut_pos: 0,
             warned_no_keyframe: false,
+            latest: None,
         }
     }
 
@@ -142,7 +145,10 @@ impl Cutter {
     pub fn observe(&mut self, pkt: &PacketInfo) -> Option<Cut> {
         let raw = pkt.dts.or(pkt.pts)?;
         let stream = self.streams.get_mut(pkt.stream)?;
-        let u = stream.unwrapper.unwrap(raw);
+        // a stream's first timestamp joins the others' timeline, also when
+        // the wrap lies between them
+        let u = stream.unwrapper.unwrap_near(raw, self.latest);
+        self.latest = Some(u.ticks);
         if u.reset {
             stream.epoch += 1;
         }
@@ -523,6 +529,23 @@ mod tests {
             .filter_map(|c| c.closed)
             .all(|t| !t.discontinuity && t.duration == 2 * S));
         assert_eq!(cuts.len(), 5);
+    }
+
+    #[test]
+    fn streams_starting_on_either_side_of_the_wrap_share_one_timeline() {
+        let mut c = cutter(2 * S, true);
+        // the audio's first packet is stamped after the wrap, the video's before
+        let base = PTS_MODULUS - 1000;
+        c.observe(&audio(500, 500));
+        let cuts = run(&mut c, 1234, 60, base);
+        assert!(cuts.iter().filter_map(|c| c.closed).all(|t| !t.forced));
+        let mut total: i64 = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .sum();
+        total += c.finish().unwrap().duration;
+        assert_eq!(total, 1234 * 3000);
     }
 
     #[test]
