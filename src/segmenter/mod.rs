@@ -205,41 +205,16 @@ pub fn run_reader(
         program,
         input.clone(),
     );
-    let send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
+    let mut announcer = Announcer {
+        prefix: cfg.segment_prefix.clone(),
+    };
+    let mut send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
         for c in closed {
-            let Some(t) = c.timing else {
-                log::warn!("segment {} has no timing; not published", c.sequence);
+            let Some(ev) = announcer.ready(c)? else {
                 continue;
             };
             summary.segments += 1;
-            summary.media_ticks += t.duration;
-            let ev = SegmentReady {
-                sequence: c.sequence,
-                name: segment_name(&cfg.segment_prefix, c.sequence),
-                path: c.path,
-                bytes: c.bytes,
-                start: t.start,
-                duration: t.duration,
-                discontinuity: t.discontinuity,
-                program_date_time: t.program_date_time,
-            };
-            log::debug!(
-                "segment {} ready: {} s, {} bytes{}{}",
-                ev.name,
-                format_secs(ev.duration),
-                ev.bytes,
-                if t.discontinuity {
-                    ", after a discontinuity"
-                } else {
-                    ""
-                },
-                if t.forced {
-                    ", no keyframe at its start"
-                } else {
-                    ""
-                }
-            );
-            spool::finalize(&c.part, &ev)?;
+            summary.media_ticks += ev.duration;
             if tx.send(ev).is_err() {
                 return Err(SegmenterError::UploaderGone);
             }
@@ -342,6 +317,51 @@ pub fn run_reader(
     match ended_by {
         Some(e) => Err((e, summary)),
         None => Ok(summary),
+    }
+}
+
+/// Makes the segments the router finished into the segments announced to
+/// the uploader: named, numbered and finalized in the spool.
+struct Announcer {
+    prefix: String,
+}
+
+impl Announcer {
+    /// The segment to announce for `c`, finalized in the spool; `None` for
+    /// one that is not published.
+    fn ready(&mut self, c: ClosedSegment) -> std::io::Result<Option<SegmentReady>> {
+        let Some(t) = c.timing else {
+            log::warn!("segment {} has no timing; not published", c.sequence);
+            return Ok(None);
+        };
+        let ev = SegmentReady {
+            sequence: c.sequence,
+            name: segment_name(&self.prefix, c.sequence),
+            path: c.path,
+            bytes: c.bytes,
+            start: t.start,
+            duration: t.duration,
+            discontinuity: t.discontinuity,
+            program_date_time: t.program_date_time,
+        };
+        log::debug!(
+            "segment {} ready: {} s, {} bytes{}{}",
+            ev.name,
+            format_secs(ev.duration),
+            ev.bytes,
+            if t.discontinuity {
+                ", after a discontinuity"
+            } else {
+                ""
+            },
+            if t.forced {
+                ", no keyframe at its start"
+            } else {
+                ""
+            }
+        );
+        spool::finalize(&c.part, &ev)?;
+        Ok(Some(ev))
     }
 }
 
