@@ -216,6 +216,80 @@ fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
 }
 
 #[test]
+fn keyframes_further_apart_than_four_targets_still_start_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gop10.ts");
+    // 720p30, a keyframe every 10 s: more than the 8 s of four 2 s targets
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "40",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "300",
+        "-keyint_min",
+        "300",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "mpegts",
+        input.to_str().unwrap(),
+    ]);
+    let run = run_file(&input, "2", &[]);
+    // every segment starts with a keyframe and decodes on its own
+    let listed = check_run(&run, &input, true);
+    for seg in &listed {
+        let path = run.object(&format!("ev/{}", seg.uri));
+        let counted = ffprobe(
+            &path,
+            &[
+                "-select_streams",
+                "v:0",
+                "-count_frames",
+                "-show_entries",
+                "stream=nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ],
+        );
+        let frames: u32 = counted
+            .lines()
+            .find_map(|l| l.trim_end_matches(',').parse().ok())
+            .unwrap_or(0);
+        assert!(frames > 0, "{} decodes to frames: {counted}", seg.uri);
+    }
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for seg in &listed {
+        assert_close(seg.duration, 10.0, 0.05);
+    }
+    let stderr = run.stderr();
+    assert!(!stderr.contains("no keyframe"), "{stderr}");
+    let raised: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("raising EXT-X-TARGETDURATION"))
+        .collect();
+    assert_eq!(raised.len(), 1, "raised once: {raised:?}");
+    assert!(raised[0].contains("from 2 to 10"), "{}", raised[0]);
+    assert_close(total(&listed), packet_span(&input), FRAME);
+}
+
+#[test]
 fn the_33_bit_pts_wrap_keeps_durations_and_adds_no_discontinuity() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("wrap.ts");

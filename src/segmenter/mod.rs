@@ -54,7 +54,8 @@ pub struct SegmenterConfig {
     pub input: String,
     /// Target segment duration in ticks.
     pub target: i64,
-    /// A segment is cut without a keyframe once it reaches this length.
+    /// A segment is cut without a keyframe once it reaches this length
+    /// and keyframes have stopped (see [`CutterConfig::max_segment`]).
     pub max_segment: i64,
     pub spool: PathBuf,
     pub segment_prefix: String,
@@ -278,6 +279,8 @@ pub fn run_reader(
         }
         if index == anchor {
             if let Some(pos) = info.pos {
+                // a cut the cutter has not decided yet may still come before it
+                let pos = cutter.hold().map_or(pos, |held| held.min(pos));
                 if let Err(e) = router.route_until(pos) {
                     router.abandon();
                     return fail(SegmenterError::Spool(e), &summary);
