@@ -62,6 +62,24 @@ impl Unwrapper {
         }
     }
 
+    /// Like [`unwrap`](Self::unwrap), but a first timestamp is placed
+    /// nearest to `near` (a value on another stream's timeline) instead of
+    /// at its raw value, so that streams whose first timestamps lie on
+    /// either side of a wrap share one timeline.
+    pub fn unwrap_near(&mut self, raw: i64, near: Option<i64>) -> Unwrapped {
+        match (self.last, near) {
+            (None, Some(near)) => {
+                let ticks = near + pts_diff(raw, near);
+                self.last = Some(ticks);
+                Unwrapped {
+                    ticks,
+                    reset: false,
+                }
+            }
+            _ => self.unwrap(raw),
+        }
+    }
+
     /// The last unwrapped value, if any.
     pub fn last(&self) -> Option<i64> {
         self.last
@@ -120,6 +138,23 @@ mod tests {
         u.unwrap(PTS_MODULUS - 10);
         // libav may already have added 2^33 itself
         assert_eq!(u.unwrap(PTS_MODULUS + 20).ticks, PTS_MODULUS + 20);
+    }
+
+    #[test]
+    fn a_first_value_is_placed_near_another_timeline() {
+        let mut u = plain();
+        let near = PTS_MODULUS - 1000;
+        let first = u.unwrap_near(500, Some(near));
+        assert_eq!(
+            first,
+            Unwrapped {
+                ticks: PTS_MODULUS + 500,
+                reset: false
+            }
+        );
+        // later values follow on as usual, whatever `near` says
+        assert_eq!(u.unwrap_near(3500, Some(0)).ticks, PTS_MODULUS + 3500);
+        assert_eq!(plain().unwrap_near(500, None).ticks, 500);
     }
 
     #[test]

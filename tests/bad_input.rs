@@ -215,6 +215,117 @@ fn a_stalled_input_ends_cleanly_after_input_timeout() {
     assert_eq!(playlist.matches("#EXTINF").count(), 4, "{playlist}");
 }
 
+/// Whether something listens on UDP `port` (any local address).
+fn udp_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(&suffix))
+            })
+        })
+    })
+}
+
+/// Runs the binary on `udp://127.0.0.1:PORT` with `--input-timeout 1`,
+/// sends `input` there once it listens (none: nothing), then stays silent.
+/// Fails if the run has not ended 30 s after that.
+fn run_udp(input: Option<&Path>) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let spool = dir.path().join("spool");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .arg(format!("udp://127.0.0.1:{port}"))
+        .arg("2")
+        .arg(&spool)
+        .args(["live", "index.m3u8", ""])
+        .arg(format!("file://{}", out.display()))
+        .args(["ev", "--input-timeout", "1"])
+        .env("RUST_LOG", "live_upload=trace")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // waits for `done`; past the deadline, kills the run and fails
+    let wait = |child: &mut std::process::Child,
+                what: &str,
+                done: &mut dyn FnMut(&mut std::process::Child) -> bool| {
+        while !done(child) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = std::fs::read_to_string(&log).unwrap();
+                panic!("{what} within 30 s:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    if let Some(input) = input {
+        wait(&mut child, "the input was not opened", &mut |_| {
+            udp_bound(port)
+        });
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // 7 TS packets a datagram, paced so that no buffer on the way overflows
+        for chunk in std::fs::read(input).unwrap().chunks(7 * 188) {
+            socket.send_to(chunk, ("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    let mut status = None;
+    wait(&mut child, "the run did not end by itself", &mut |c| {
+        status = c.try_wait().unwrap();
+        status.is_some()
+    });
+    let output = std::process::Output {
+        status: status.unwrap(),
+        stdout: Vec::new(),
+        stderr: std::fs::read(&log).unwrap(),
+    };
+    Run {
+        dir,
+        out,
+        spool,
+        output,
+    }
+}
+
+#[test]
+fn a_udp_input_that_falls_silent_ends_after_input_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    make_av(&input, 6, 30, &[]);
+    let run = run_udp(Some(&input));
+    check_messages(&run, 0, None);
+    let stderr = run.stderr();
+    assert_eq!(
+        stderr
+            .matches("no input for 1 s (--input-timeout): ending the run")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let listed = published(&run);
+    assert!(listed.len() >= 2, "{listed:?}");
+    let playlist = std::fs::read_to_string(run.object("ev/index.m3u8")).unwrap();
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+}
+
+#[test]
+fn a_udp_input_where_nothing_arrives_is_empty_after_input_timeout() {
+    let run = run_udp(None);
+    check_messages(&run, 3, Some("input is empty"));
+    assert_eq!(run.stderr().matches("--input-timeout").count(), 1);
+    assert!(!run.object("ev/index.m3u8").exists());
+}
+
 #[test]
 fn two_programs_one_is_chosen() {
     let dir = tempfile::tempdir().unwrap();

@@ -216,6 +216,80 @@ fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
 }
 
 #[test]
+fn keyframes_further_apart_than_four_targets_still_start_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gop10.ts");
+    // 720p30, a keyframe every 10 s: more than the 8 s of four 2 s targets
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "40",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "300",
+        "-keyint_min",
+        "300",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "mpegts",
+        input.to_str().unwrap(),
+    ]);
+    let run = run_file(&input, "2", &[]);
+    // every segment starts with a keyframe and decodes on its own
+    let listed = check_run(&run, &input, true);
+    for seg in &listed {
+        let path = run.object(&format!("ev/{}", seg.uri));
+        let counted = ffprobe(
+            &path,
+            &[
+                "-select_streams",
+                "v:0",
+                "-count_frames",
+                "-show_entries",
+                "stream=nb_read_frames",
+                "-of",
+                "csv=p=0",
+            ],
+        );
+        let frames: u32 = counted
+            .lines()
+            .find_map(|l| l.trim_end_matches(',').parse().ok())
+            .unwrap_or(0);
+        assert!(frames > 0, "{} decodes to frames: {counted}", seg.uri);
+    }
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for seg in &listed {
+        assert_close(seg.duration, 10.0, 0.05);
+    }
+    let stderr = run.stderr();
+    assert!(!stderr.contains("no keyframe"), "{stderr}");
+    let raised: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("raising EXT-X-TARGETDURATION"))
+        .collect();
+    assert_eq!(raised.len(), 1, "raised once: {raised:?}");
+    assert!(raised[0].contains("from 2 to 10"), "{}", raised[0]);
+    assert_close(total(&listed), packet_span(&input), FRAME);
+}
+
+#[test]
 fn the_33_bit_pts_wrap_keeps_durations_and_adds_no_discontinuity() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("wrap.ts");
@@ -230,6 +304,61 @@ fn the_33_bit_pts_wrap_keeps_durations_and_adds_no_discontinuity() {
     // ffprobe cannot measure a file whose timestamps wrap: sum the parts
     let expected = 16.0;
     assert_close(total(&listed), expected, 2.0 * FRAME);
+}
+
+#[test]
+fn b_frames_and_streams_straddling_the_33_bit_wrap_keep_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("wrap.ts");
+    // 2^33 / 90000 = 95443.7176 s: with B-frames, the first video frame is
+    // decoded before the wrap and shown after it, and the audio starts after it
+    make_av(
+        &input,
+        12,
+        30,
+        &["-bf", "2", "-output_ts_offset", "95442.35"],
+    );
+    // libav shows the timestamps before the wrap as negative (2^33 less)
+    let packets = ffprobe(
+        &input,
+        &[
+            "-show_entries",
+            "packet=stream_index,pts,dts",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    let packets: Vec<(u32, i64, i64)> = packets
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.trim_end_matches(',').split(',').map(str::parse::<i64>);
+            let (Some(Ok(s)), Some(Ok(pts)), Some(Ok(dts))) = (f.next(), f.next(), f.next()) else {
+                return None;
+            };
+            Some((s as u32, pts, dts))
+        })
+        .collect();
+    let video: Vec<(i64, i64)> = packets
+        .iter()
+        .filter(|p| p.0 == 0)
+        .map(|p| (p.1, p.2))
+        .collect();
+    assert!(
+        video.iter().any(|&(pts, dts)| dts < 0 && pts >= 0),
+        "a frame decoded before the wrap is shown after it: {:?}",
+        &video[..5]
+    );
+    assert!(video[0].1 < 0, "the video starts before the wrap");
+    let first_audio = packets.iter().find(|p| p.0 == 1).unwrap();
+    assert!(first_audio.2 >= 0, "the audio starts after the wrap");
+
+    let run = run_file(&input, "2", &["--window", "10"]);
+    let listed = check_run(&run, &input, true);
+    assert!(listed.iter().all(|l| !l.discontinuity), "{listed:?}");
+    for seg in &listed[..listed.len() - 1] {
+        assert_close(seg.duration, 2.0, 0.05);
+    }
+    assert_close(total(&listed), packet_span(&input), FRAME);
 }
 
 #[test]

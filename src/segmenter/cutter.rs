@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::timeline::{format_secs, Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
+use crate::timeline::{format_secs, pts_diff, Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
 
 /// What the cutter needs to know about one demuxed packet, in 90 kHz ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,10 @@ pub struct CutterConfig {
     pub anchor_is_video: bool,
     /// Number of streams in the input.
     pub streams: usize,
-    /// Cut without a keyframe once a segment reaches this many ticks.
+    /// Cut without a keyframe once a segment reaches this many ticks and
+    /// [`KEYFRAMES_STOPPED`] times the longest keyframe interval seen so
+    /// far. Before an interval is known, a keyframe is waited for up to one
+    /// and a half times this (see [`Cutter::hold`]).
     pub max_segment: i64,
     /// Sequence number of the first segment.
     pub first_sequence: u64,
@@ -108,7 +111,30 @@ pub struct Cutter {
     early_min: Option<i64>,
     last_cut_pos: u64,
     warned_no_keyframe: bool,
+    /// The last timestamp of any stream, on the unwrapped timeline.
+    latest: Option<i64>,
+    /// The anchor's last keyframe, unless a cut without one came after it.
+    last_keyframe: Option<i64>,
+    /// The longest interval between two keyframes that followed each other.
+    longest_interval: Option<i64>,
+    /// A cut without a keyframe at the limit, made only if no keyframe
+    /// comes in time (no interval was known to judge by).
+    held: Option<CutAt>,
 }
+
+/// Where a segment may start.
+#[derive(Debug, Clone, Copy)]
+struct CutAt {
+    pos: u64,
+    pts: i64,
+    /// The PTS as in the input, for [`Cut::pts`].
+    raw_pts: Option<i64>,
+}
+
+/// Keyframes have stopped once a segment lasts this many times the longest
+/// keyframe interval seen (and `max_segment`); until then a long interval
+/// is the input's keyframe spacing, and segments follow it.
+pub const KEYFRAMES_STOPPED: i64 = 3;
 
 /// Smallest backwards step of a stream's DTS that counts as a reset.
 const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
@@ -135,6 +161,10 @@ impl Cutter {
             early_min: None,
             last_cut_pos: 0,
             warned_no_keyframe: false,
+            latest: None,
+            last_keyframe: None,
+            longest_interval: None,
+            held: None,
         }
     }
 
@@ -142,11 +172,15 @@ impl Cutter {
     pub fn observe(&mut self, pkt: &PacketInfo) -> Option<Cut> {
         let raw = pkt.dts.or(pkt.pts)?;
         let stream = self.streams.get_mut(pkt.stream)?;
-        let u = stream.unwrapper.unwrap(raw);
+        // a stream's first timestamp joins the others' timeline, also when
+        // the wrap lies between them
+        let u = stream.unwrapper.unwrap_near(raw, self.latest);
+        self.latest = Some(u.ticks);
         if u.reset {
             stream.epoch += 1;
         }
-        let pts = u.ticks + pkt.pts.map_or(0, |p| p - raw);
+        // libav may have wrapped only one of the two (DTS 2^33 - 3000, PTS 3003)
+        let pts = u.ticks + pkt.pts.map_or(0, |p| pts_diff(p, raw));
         if let Some(last) = stream.last_dts.filter(|_| !u.reset) {
             if u.ticks > last {
                 stream.step = u.ticks - last;
@@ -203,6 +237,8 @@ impl Cutter {
             if !candidate {
                 log::warn!("the first packet after the jump is not a keyframe");
             }
+            // an interval across the jump means nothing
+            self.last_keyframe = (candidate && self.cfg.anchor_is_video).then_some(pts);
             let end = open.max_end;
             let closed = self.close(end);
             return Some(self.start(pos, pts, end, true, !candidate, epoch, closed));
@@ -212,6 +248,10 @@ impl Cutter {
             open.start = open.start.min(pts);
         }
         let elapsed = pts - open.start;
+        let (forced, max_end) = (open.forced, open.max_end);
+        if candidate && self.cfg.anchor_is_video {
+            self.keyframe_at(pts);
+        }
         let pos = pkt.pos?;
         let raw_pts = pkt.pts.map(|p| p.rem_euclid(PTS_MODULUS));
         if candidate && elapsed >= self.cfg.target {
@@ -222,27 +262,70 @@ impl Cutter {
                 ..cut
             });
         }
-        if pes_start && elapsed >= self.cfg.max_segment {
-            if !self.warned_no_keyframe {
-                log::warn!(
-                    "no keyframe for {} s: cutting without one (further such cuts are logged at debug level)",
-                    format_secs(elapsed)
-                );
-                self.warned_no_keyframe = true;
-            } else {
-                log::debug!(
-                    "cutting without a keyframe after {} s",
-                    format_secs(elapsed)
-                );
+        if let Some(held) = self.held {
+            // no keyframe came in time: the cut is made where it was held
+            if pes_start && elapsed >= self.keyframe_wait() {
+                return Some(self.cut_without_keyframe(held, max_end, epoch));
             }
-            let closed = self.close(pts);
-            let cut = self.start(pos, pts, end, false, true, epoch, closed);
-            return Some(Cut {
-                pts: raw_pts,
-                ..cut
-            });
+            return None;
+        }
+        if pes_start && elapsed >= self.cfg.max_segment {
+            let here = CutAt { pos, pts, raw_pts };
+            match self.longest_interval {
+                // keyframes further apart than the limit, but regular
+                Some(longest) if elapsed < KEYFRAMES_STOPPED * longest => {}
+                // the spacing is not known yet: wait a while for a keyframe
+                None if !forced => self.held = Some(here),
+                _ => return Some(self.cut_without_keyframe(here, end, epoch)),
+            }
         }
         None
+    }
+
+    /// Where input must wait before it is routed: the position of a cut
+    /// without a keyframe that is made only if no keyframe comes in time.
+    /// It is decided within half of `max_segment`.
+    pub fn hold(&self) -> Option<u64> {
+        self.held.map(|h| h.pos)
+    }
+
+    /// How long a keyframe is waited for while no keyframe interval is known.
+    fn keyframe_wait(&self) -> i64 {
+        self.cfg.max_segment + self.cfg.max_segment / 2
+    }
+
+    /// Notes a keyframe of the anchor at `pts`.
+    fn keyframe_at(&mut self, pts: i64) {
+        if let Some(interval) = self.last_keyframe.map(|k| pts - k).filter(|&i| i > 0) {
+            self.longest_interval =
+                Some(self.longest_interval.map_or(interval, |l| l.max(interval)));
+        }
+        self.last_keyframe = Some(pts);
+    }
+
+    /// Ends the open segment at `at` and starts the next there, without a
+    /// keyframe; `end` is the latest end of a packet seen.
+    fn cut_without_keyframe(&mut self, at: CutAt, end: i64, epoch: u32) -> Cut {
+        let elapsed = at.pts - self.open.as_ref().map_or(at.pts, |o| o.start);
+        if !self.warned_no_keyframe {
+            log::warn!(
+                "no keyframe for {} s: cutting without one (further such cuts are logged at debug level)",
+                format_secs(elapsed)
+            );
+            self.warned_no_keyframe = true;
+        } else {
+            log::debug!(
+                "cutting without a keyframe after {} s",
+                format_secs(elapsed)
+            );
+        }
+        self.last_keyframe = None;
+        let closed = self.close(at.pts);
+        let cut = self.start(at.pos, at.pts, end, false, true, epoch, closed);
+        Cut {
+            pts: at.raw_pts,
+            ..cut
+        }
     }
 
     fn open_first(
@@ -260,7 +343,7 @@ impl Cutter {
             if first_anchor {
                 log::warn!("the input does not start with a keyframe: skipping to the first one");
             }
-            if pts - earliest < self.cfg.max_segment || pkt.pos.is_none() {
+            if pts - earliest < self.keyframe_wait() || pkt.pos.is_none() {
                 return None;
             }
             log::warn!(
@@ -273,6 +356,9 @@ impl Cutter {
         } else {
             (pkt.pos?, pts)
         };
+        if candidate && self.cfg.anchor_is_video {
+            self.keyframe_at(pts);
+        }
         let discontinuity = self.cfg.first_discontinuity;
         let mut cut = self.start(pos, start, end, discontinuity, !candidate, epoch, None);
         if let Some(open) = self.open.as_mut() {
@@ -332,6 +418,7 @@ impl Cutter {
             epoch,
         });
         self.reset_pos = None;
+        self.held = None;
         self.last_cut_pos = pos;
         Cut {
             pos,
@@ -480,6 +567,87 @@ mod tests {
     }
 
     #[test]
+    fn regular_keyframes_further_apart_than_the_limit_are_followed() {
+        let mut c = cutter(2 * S, true);
+        let cuts = run(&mut c, 1200, 300, 0); // keyframe every 10 s, 40 s of video
+        let starts: Vec<u64> = cuts.iter().map(|c| c.pos).collect();
+        assert_eq!(
+            starts,
+            vec![0, 1000 + 300 * 100, 1000 + 600 * 100, 1000 + 900 * 100]
+        );
+        let closed: Vec<SegmentTiming> = cuts.iter().filter_map(|c| c.closed).collect();
+        assert!(closed.iter().all(|t| t.duration == 10 * S && !t.forced));
+        let last = c.finish().unwrap();
+        assert_eq!((last.duration, last.forced), (10 * S, false));
+    }
+
+    #[test]
+    fn keyframes_that_stop_after_long_intervals_are_cut_at_three_intervals() {
+        let mut c = cutter(2 * S, true);
+        // keyframes at 0, 10 and 20 s, then none until the end at 80 s
+        let cuts: Vec<Cut> = (0..2400i64)
+            .filter_map(|i| {
+                let key = i % 300 == 0 && i <= 600;
+                c.observe(&video(1000 + i as u64 * 100, i * 3000, key))
+            })
+            .collect();
+        let closed: Vec<(i64, bool)> = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| (t.duration, t.forced))
+            .collect();
+        assert_eq!(
+            closed,
+            vec![(10 * S, false), (10 * S, false), (30 * S, false)]
+        );
+        let last = c.finish().unwrap();
+        assert_eq!(
+            (last.start, last.duration, last.forced),
+            (50 * S, 30 * S, true)
+        );
+    }
+
+    #[test]
+    fn a_first_keyframe_later_than_the_limit_is_waited_for() {
+        let mut c = cutter(2 * S, true);
+        // joined 10 s before the next keyframe, then a keyframe every second
+        let cuts: Vec<Cut> = (0..600i64)
+            .filter_map(|i| {
+                let key = i >= 300 && i % 30 == 0;
+                c.observe(&video(1000 + i as u64 * 100, i * 3000, key))
+            })
+            .collect();
+        assert_eq!(cuts[0].pos, 1000 + 300 * 100, "starts on the keyframe");
+        let first = cuts[1].closed.unwrap();
+        assert_eq!((first.start, first.forced), (10 * S, false));
+    }
+
+    #[test]
+    fn a_cut_without_a_keyframe_holds_the_input_until_it_is_decided() {
+        let mut c = cutter(2 * S, true);
+        let pos = |i: i64| 1000 + i as u64 * 100;
+        assert!(c.observe(&video(pos(0), 0, true)).is_some());
+        let mut cuts = Vec::new();
+        for i in 1..360i64 {
+            cuts.extend(c.observe(&video(pos(i), i * 3000, false)));
+            let expect = (i >= 240).then_some(pos(240));
+            assert_eq!(c.hold(), expect, "frame {i}");
+        }
+        assert!(cuts.is_empty(), "{cuts:?}");
+        // 12 s without a keyframe: the cut is made back at 8 s
+        let cut = c.observe(&video(pos(360), 360 * 3000, false)).unwrap();
+        assert_eq!((cut.pos, cut.pts), (pos(240), Some(8 * S)));
+        assert_eq!(cut.closed.unwrap().duration, 8 * S);
+        assert_eq!(c.hold(), None);
+        // a keyframe within the wait ends the hold, with no cut at 8 s
+        let mut c = cutter(2 * S, true);
+        let cuts = run(&mut c, 600, 300, 0);
+        assert_eq!(cuts.len(), 2);
+        assert_eq!(cuts[1].pos, pos(300));
+        assert_eq!(c.hold(), None);
+    }
+
+    #[test]
     fn a_backwards_jump_is_a_discontinuity_with_continuous_dates() {
         let mut c = cutter(2 * S, true);
         let mut cuts = run(&mut c, 150, 30, 10 * S); // 10 s .. 15 s
@@ -522,6 +690,53 @@ mod tests {
             .filter_map(|c| c.closed)
             .all(|t| !t.discontinuity && t.duration == 2 * S));
         assert_eq!(cuts.len(), 5);
+    }
+
+    #[test]
+    fn streams_starting_on_either_side_of_the_wrap_share_one_timeline() {
+        let mut c = cutter(2 * S, true);
+        // the audio's first packet is stamped after the wrap, the video's before
+        let base = PTS_MODULUS - 1000;
+        c.observe(&audio(500, 500));
+        let cuts = run(&mut c, 1234, 60, base);
+        assert!(cuts.iter().filter_map(|c| c.closed).all(|t| !t.forced));
+        let mut total: i64 = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .sum();
+        total += c.finish().unwrap().duration;
+        assert_eq!(total, 1234 * 3000);
+    }
+
+    #[test]
+    fn pts_and_dts_on_either_side_of_the_wrap_keep_their_offset() {
+        let mut c = cutter(2 * S, true);
+        // the keyframe that starts the third segment is decoded just before
+        // the wrap and shown after it
+        let base = PTS_MODULUS - 3000 - 120 * 3000;
+        let mut cuts = Vec::new();
+        for i in 0..300i64 {
+            // B-frame style: shown two frames after it is decoded, and each
+            // timestamp wrapped on its own (DTS 2^33 - 3000 with PTS 3000)
+            let dts = base + i * 3000;
+            cuts.extend(c.observe(&PacketInfo {
+                stream: 0,
+                pos: Some(1000 + i as u64 * 100),
+                pts: Some((dts + 6000) % PTS_MODULUS),
+                dts: Some(dts % PTS_MODULUS),
+                duration: 3000,
+                key: i % 30 == 0,
+            }));
+        }
+        let durations: Vec<i64> = cuts
+            .iter()
+            .filter_map(|c| c.closed)
+            .map(|t| t.duration)
+            .collect();
+        assert_eq!(durations, vec![2 * S; 4]);
+        let last = c.finish().unwrap();
+        assert_eq!((last.start, last.duration), (base + 6000 + 8 * S, 2 * S));
     }
 
     #[test]

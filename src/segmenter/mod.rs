@@ -38,7 +38,8 @@ pub struct SegmenterConfig {
     pub input: String,
     /// Target segment duration in ticks.
     pub target: i64,
-    /// A segment is cut without a keyframe once it reaches this length.
+    /// A segment is cut without a keyframe once it reaches this length
+    /// and keyframes have stopped (see [`CutterConfig::max_segment`]).
     pub max_segment: i64,
     pub spool: PathBuf,
     pub segment_prefix: String,
@@ -189,41 +190,17 @@ pub fn run_reader(
         program,
         input.clone(),
     );
-    let send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
+    let mut announcer = Announcer {
+        prefix: cfg.segment_prefix.clone(),
+        skipped: 0,
+    };
+    let mut send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
         for c in closed {
-            let Some(t) = c.timing else {
-                log::warn!("segment {} has no timing; not published", c.sequence);
+            let Some(ev) = announcer.ready(c)? else {
                 continue;
             };
             summary.segments += 1;
-            summary.media_ticks += t.duration;
-            let ev = SegmentReady {
-                sequence: c.sequence,
-                name: segment_name(&cfg.segment_prefix, c.sequence),
-                path: c.path,
-                bytes: c.bytes,
-                start: t.start,
-                duration: t.duration,
-                discontinuity: t.discontinuity,
-                program_date_time: t.program_date_time,
-            };
-            log::debug!(
-                "segment {} ready: {} s, {} bytes{}{}",
-                ev.name,
-                format_secs(ev.duration),
-                ev.bytes,
-                if t.discontinuity {
-                    ", after a discontinuity"
-                } else {
-                    ""
-                },
-                if t.forced {
-                    ", no keyframe at its start"
-                } else {
-                    ""
-                }
-            );
-            spool::finalize(&c.part, &ev)?;
+            summary.media_ticks += ev.duration;
             if tx.send(ev).is_err() {
                 return Err(SegmenterError::UploaderGone);
             }
@@ -286,6 +263,8 @@ pub fn run_reader(
         }
         if index == anchor {
             if let Some(pos) = info.pos {
+                // a cut the cutter has not decided yet may still come before it
+                let pos = cutter.hold().map_or(pos, |held| held.min(pos));
                 if let Err(e) = router.route_until(pos) {
                     router.abandon();
                     return fail(SegmenterError::Spool(e), &summary);
@@ -326,6 +305,63 @@ pub fn run_reader(
     match ended_by {
         Some(e) => Err((e, summary)),
         None => Ok(summary),
+    }
+}
+
+/// Makes the segments the router finished into the segments announced to
+/// the uploader: named, numbered and finalized in the spool. A segment
+/// without timing is not published: its file is removed and the segments
+/// after it move down a number, so that none is left unused.
+struct Announcer {
+    prefix: String,
+    /// Segments not published so far.
+    skipped: u64,
+}
+
+impl Announcer {
+    /// The segment to announce for `c`, finalized in the spool; `None` for
+    /// one that is not published.
+    fn ready(&mut self, c: ClosedSegment) -> std::io::Result<Option<SegmentReady>> {
+        let Some(t) = c.timing else {
+            log::warn!(
+                "segment {} has no timing; not published (the next segment takes its number)",
+                c.sequence
+            );
+            std::fs::remove_file(&c.part)?;
+            self.skipped += 1;
+            return Ok(None);
+        };
+        // the router named the file after its own number; it is renamed below
+        let sequence = c.sequence - self.skipped;
+        let name = segment_name(&self.prefix, sequence);
+        let ev = SegmentReady {
+            sequence,
+            path: c.path.with_file_name(&name),
+            name,
+            bytes: c.bytes,
+            start: t.start,
+            duration: t.duration,
+            discontinuity: t.discontinuity,
+            program_date_time: t.program_date_time,
+        };
+        log::debug!(
+            "segment {} ready: {} s, {} bytes{}{}",
+            ev.name,
+            format_secs(ev.duration),
+            ev.bytes,
+            if t.discontinuity {
+                ", after a discontinuity"
+            } else {
+                ""
+            },
+            if t.forced {
+                ", no keyframe at its start"
+            } else {
+                ""
+            }
+        );
+        spool::finalize(&c.part, &ev)?;
+        Ok(Some(ev))
     }
 }
 
@@ -472,4 +508,53 @@ pub fn segment_in_memory(
         segments.push(seg);
     }
     result.map(|_| segments).map_err(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_segment_without_timing_leaves_no_file_and_no_gap_in_the_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = |sequence: u64, timing: Option<cutter::SegmentTiming>| {
+            let name = segment_name("live", sequence);
+            let part = dir.path().join(format!("{name}.part"));
+            std::fs::write(&part, [ts::SYNC_BYTE; ts::PACKET_SIZE]).unwrap();
+            ClosedSegment {
+                sequence,
+                part,
+                path: dir.path().join(name),
+                bytes: ts::PACKET_SIZE as u64,
+                timing,
+            }
+        };
+        let timing = cutter::SegmentTiming {
+            sequence: 8,
+            start: 0,
+            duration: 2 * TICKS_PER_SECOND,
+            discontinuity: false,
+            program_date_time: Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
+            forced: false,
+        };
+        let mut announcer = Announcer {
+            prefix: "live".into(),
+            skipped: 0,
+        };
+        assert_eq!(announcer.ready(closed(7, None)).unwrap(), None);
+        let ev = announcer.ready(closed(8, Some(timing))).unwrap().unwrap();
+        assert_eq!(
+            (ev.sequence, ev.name.as_str(), ev.path.clone()),
+            (7, "live-00007.ts", dir.path().join("live-00007.ts")),
+            "the next segment takes the unused number"
+        );
+        let mut spooled: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        spooled.sort();
+        assert_eq!(spooled, ["live-00007.ts", "live-00007.ts.meta"]);
+        assert_eq!(std::fs::read(&ev.path).unwrap().len(), ts::PACKET_SIZE);
+    }
 }

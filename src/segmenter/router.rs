@@ -177,7 +177,8 @@ pub struct ClosedSegment {
     pub sequence: u64,
     /// Where the data is now.
     pub part: PathBuf,
-    /// Where it goes once finalized.
+    /// Where it goes once finalized (the segmenter may give it a lower
+    /// number, see `Announcer`).
     pub path: PathBuf,
     pub bytes: u64,
     pub timing: Option<SegmentTiming>,
