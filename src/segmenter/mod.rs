@@ -513,7 +513,7 @@ pub fn segment_in_memory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn a_segment_without_timing_leaves_no_file_and_no_gap_in_the_numbers() {
