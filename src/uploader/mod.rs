@@ -177,6 +177,15 @@ pub fn object_key(prefix: &str, name: &str) -> String {
     }
 }
 
+/// The object key of a segment in a playlist an earlier run published: its
+/// name (the last part of its URI; segment names hold no `/`) under the key
+/// prefix, whatever http prefix that run wrote before it. `None` when the
+/// URI ends without a name.
+fn restored_key(key_prefix: &str, uri: &str) -> Option<String> {
+    let name = uri.rsplit('/').next().unwrap_or(uri);
+    (!name.is_empty() && name != "." && name != "..").then(|| object_key(key_prefix, name))
+}
+
 /// Content type and Cache-Control of a playlist: --playlist-cache-control,
 /// or `max-age=` half its target duration (at least 1 s), so that a CDN
 /// never serves one staler than that.
@@ -235,6 +244,9 @@ pub struct Uploader {
     spool_bytes: u64,
     /// The playlist changed since the last version was sent.
     dirty: bool,
+    /// The object key of each playlist entry, in the same order (`None` for
+    /// a restored entry whose URI names no object).
+    listed_keys: VecDeque<Option<String>>,
     /// Keys that left the playlist in a version not yet published, with the
     /// ticks they must stay available once it is.
     leaving: Vec<(String, i64)>,
@@ -293,6 +305,7 @@ impl Uploader {
             listed_spool: Vec::new(),
             spool_bytes: 0,
             dirty: false,
+            listed_keys: VecDeque::new(),
             leaving: Vec::new(),
             deletions: VecDeque::new(),
         }
@@ -496,6 +509,11 @@ impl Uploader {
 
     /// Continues a playlist an earlier run published.
     pub fn restore(&mut self, published: &crate::resume::Published) {
+        self.listed_keys = published
+            .entries
+            .iter()
+            .map(|e| restored_key(&self.cfg.key_prefix, &e.uri))
+            .collect();
         self.playlist.restore(
             published.entries.clone(),
             published.media_sequence,
@@ -631,16 +649,17 @@ impl Uploader {
         // RFC 8216 §6.2.2: a segment that leaves the playlist stays available
         // for its duration plus that of the last playlist that listed it
         let last_listing = self.playlist.total_ticks();
+        self.listed_keys
+            .push_back(Some(object_key(&self.cfg.key_prefix, &seg.name)));
         let removed = self.playlist.push(entry);
+        let keys: Vec<Option<String>> = self.listed_keys.drain(..removed.len()).collect();
         // with an archive every segment stays listed: nothing is deleted
         if self.cfg.delete_old && self.archive.is_none() {
-            for gone in removed {
-                let name = gone
-                    .uri
-                    .strip_prefix(&self.cfg.http_prefix)
-                    .unwrap_or(&gone.uri);
-                let key = object_key(&self.cfg.key_prefix, name);
-                self.leaving.push((key, gone.duration + last_listing));
+            for (gone, key) in removed.iter().zip(keys) {
+                match key {
+                    Some(key) => self.leaving.push((key, gone.duration + last_listing)),
+                    None => log::debug!("{} names no object to delete", gone.uri),
+                }
             }
         }
         self.dirty = true;
@@ -1096,9 +1115,89 @@ mod tests {
         assert_eq!(summary.deleted, 1);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn delete_old_deletes_restored_segments_by_their_keys_after_the_http_prefix_changed() {
+        let store = MemoryStore::new();
+        // an earlier run published three segments under another http prefix
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:1\n",
+        );
+        for n in 1..=3 {
+            text += &format!("#EXTINF:4.000,\nhttps://old.example/live/s-{n:05}.ts\n");
+            store.lock().objects.insert(
+                format!("live/event/s-{n:05}.ts"),
+                (
+                    b"old".to_vec(),
+                    ObjectMeta {
+                        content_type: SEGMENT_CONTENT_TYPE.into(),
+                        cache_control: DEFAULT_SEGMENT_CACHE_CONTROL.into(),
+                    },
+                ),
+            );
+        }
+        let cfg = UploaderConfig {
+            delete_old: true,
+            http_prefix: "https://new.example/event/".into(),
+            ..config()
+        };
+        // as main.rs reads it back: with this run's http prefix
+        let published =
+            crate::resume::parse_published(text.as_bytes(), &cfg.http_prefix, "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, inbox) = channel::bounded(64);
+        let mut up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        up.restore(&published);
+        let task = tokio::spawn(up.run(inbox));
+        // window 3: segments 4, 5 and 6 push out the three restored ones
+        for n in 4..=6 {
+            outbox.send(segment(dir.path(), n)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        drop(outbox);
+        let summary = task.await.unwrap().unwrap();
+        let state = store.lock();
+        let mut deleted: Vec<&str> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Delete { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            [
+                "live/event/s-00001.ts",
+                "live/event/s-00002.ts",
+                "live/event/s-00003.ts"
+            ]
+        );
+        assert_eq!(summary.deleted, 3);
+        assert!((1..=3).all(|n| !state
+            .objects
+            .contains_key(&format!("live/event/s-{n:05}.ts"))));
+    }
+
     #[test]
     fn keys_never_double_slash() {
         assert_eq!(object_key("", "index.m3u8"), "index.m3u8");
         assert_eq!(object_key("live", "a.ts"), "live/a.ts");
+    }
+
+    #[test]
+    fn a_restored_entry_is_keyed_by_its_name() {
+        let key = |uri| restored_key("live/event", uri);
+        assert_eq!(
+            key("https://cdn.example/old/s-00001.ts").as_deref(),
+            Some("live/event/s-00001.ts")
+        );
+        assert_eq!(key("s-00002.ts").as_deref(), Some("live/event/s-00002.ts"));
+        assert_eq!(
+            restored_key("", "a/s-00003.ts").as_deref(),
+            Some("s-00003.ts")
+        );
+        assert_eq!(key("https://cdn.example/dir/"), None);
+        assert_eq!(key(".."), None);
     }
 }
