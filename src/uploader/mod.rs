@@ -9,6 +9,7 @@
 
 pub mod retry;
 pub mod s3;
+pub mod schedule;
 pub mod store;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -24,6 +25,7 @@ use crate::playlist::{Entry, Playlist};
 use crate::segmenter::SegmentReady;
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use retry::{Retrier, RetryPolicy};
+use schedule::restored_key;
 use store::{Body, ObjectMeta, Store, StoreError};
 
 pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
@@ -175,15 +177,6 @@ pub fn object_key(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}/{name}")
     }
-}
-
-/// The object key of a segment in a playlist an earlier run published: its
-/// name (the last part of its URI; segment names hold no `/`) under the key
-/// prefix, whatever http prefix that run wrote before it. `None` when the
-/// URI ends without a name.
-fn restored_key(key_prefix: &str, uri: &str) -> Option<String> {
-    let name = uri.rsplit('/').next().unwrap_or(uri);
-    (!name.is_empty() && name != "." && name != "..").then(|| object_key(key_prefix, name))
 }
 
 /// Content type and Cache-Control of a playlist: --playlist-cache-control,
@@ -1183,21 +1176,5 @@ mod tests {
     fn keys_never_double_slash() {
         assert_eq!(object_key("", "index.m3u8"), "index.m3u8");
         assert_eq!(object_key("live", "a.ts"), "live/a.ts");
-    }
-
-    #[test]
-    fn a_restored_entry_is_keyed_by_its_name() {
-        let key = |uri| restored_key("live/event", uri);
-        assert_eq!(
-            key("https://cdn.example/old/s-00001.ts").as_deref(),
-            Some("live/event/s-00001.ts")
-        );
-        assert_eq!(key("s-00002.ts").as_deref(), Some("live/event/s-00002.ts"));
-        assert_eq!(
-            restored_key("", "a/s-00003.ts").as_deref(),
-            Some("s-00003.ts")
-        );
-        assert_eq!(key("https://cdn.example/dir/"), None);
-        assert_eq!(key(".."), None);
     }
 }
