@@ -6,14 +6,19 @@
 //! Playlist versions are published one at a time, so an older version can
 //! never land after a newer one; while one is in flight, newer changes wait
 //! and go up together as the next version.
+//!
+//! Those decisions are [`schedule::Schedule`]'s, without I/O; the
+//! [`Uploader`] runs the requests it asks for on the store and tells it what
+//! finished.
 
 pub mod defaults;
 mod open;
 pub mod retry;
 pub mod s3;
+pub mod schedule;
 pub mod store;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +27,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::channel::{Inbox, Received};
-use crate::playlist::{Entry, Playlist};
 use crate::segmenter::SegmentReady;
-use crate::timeline::{format_secs, TICKS_PER_SECOND};
+use crate::timeline::format_secs;
 use retry::{Retrier, RetryPolicy};
+use schedule::{Action, Schedule, Upload, Version};
 use store::{Body, ObjectMeta, Store, StoreError};
 
 pub use crate::media::packaging::{
@@ -145,13 +150,13 @@ pub fn object_key(prefix: &str, name: &str) -> String {
 /// Content type and Cache-Control of a playlist: --playlist-cache-control,
 /// or `max-age=` half its target duration (at least 1 s), so that a CDN
 /// never serves one staler than that.
-fn playlist_meta(cfg: &UploaderConfig, playlist: &Playlist) -> ObjectMeta {
+fn playlist_meta(cfg: &UploaderConfig, target_duration: u64) -> ObjectMeta {
     ObjectMeta {
         content_type: PLAYLIST_CONTENT_TYPE.to_string(),
         cache_control: cfg
             .playlist_cache_control
             .clone()
-            .unwrap_or_else(|| format!("max-age={}", (playlist.target_duration() / 2).max(1))),
+            .unwrap_or_else(|| format!("max-age={}", (target_duration / 2).max(1))),
     }
 }
 
@@ -171,95 +176,50 @@ fn log_version(key: &str, version: u64, text: &[u8]) {
     log::trace!("playlist {key} version {version}:\n{text}");
 }
 
-type SegmentResult = (Instant, SegmentReady, Result<(), StoreError>);
-/// The outcome of a playlist PUT, with what depends on it: keys to delete
-/// later and spool files to remove.
-type PlaylistResult = (
-    Result<(), StoreError>,
-    Vec<(String, i64)>,
-    Vec<std::path::PathBuf>,
-    Arc<Vec<u8>>,
-);
+/// Now, as the schedule counts time (tokio's clock, paused in tests).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// The outcome of a playlist or archive PUT, with the text it sent.
+type VersionResult = (Result<(), StoreError>, Arc<Vec<u8>>);
+
+/// The requests in flight, one set for each kind.
+#[derive(Default)]
+struct Requests {
+    uploads: JoinSet<(Upload, Result<(), StoreError>)>,
+    /// At most one version of the playlist, and one of the archive.
+    playlist: JoinSet<VersionResult>,
+    archive: JoinSet<VersionResult>,
+    deletes: JoinSet<(String, Result<(), StoreError>)>,
+    /// Spool files being removed, on the blocking pool.
+    removals: JoinSet<()>,
+}
 
 pub struct Uploader {
     store: Arc<dyn Store>,
     retrier: Retrier,
     cfg: UploaderConfig,
-    playlist: Playlist,
+    /// Decides what to do; the uploader does the I/O.
+    schedule: Schedule,
     summary: UploadSummary,
     stop: Arc<AtomicBool>,
-    /// Segments received, not yet being uploaded, with their arrival time.
-    waiting: VecDeque<(Instant, SegmentReady)>,
-    /// Sequence numbers in the order they arrived: the order of listing.
-    order: VecDeque<u64>,
-    /// Segments stored but waiting for an earlier one before being listed.
-    stored: BTreeMap<u64, SegmentReady>,
-    /// Spool files of listed segments, removed once a playlist that lists
-    /// them is published.
-    listed_spool: Vec<std::path::PathBuf>,
-    spool_bytes: u64,
-    /// The playlist changed since the last version was sent.
-    dirty: bool,
-    /// Keys that left the playlist in a version not yet published, with the
-    /// ticks they must stay available once it is.
-    leaving: Vec<(String, i64)>,
-    deletions: VecDeque<(Instant, String)>,
-    archive: Option<Archive>,
+    /// Set once the spool limit was passed: the run's outcome.
+    spool_full: Option<UploadError>,
 }
-
-/// The archive's state beside the rolling playlist.
-struct Archive {
-    key: String,
-    every: i64,
-    playlist: Playlist,
-    /// Entries added since the last version was sent, and their ticks.
-    added: usize,
-    added_ticks: i64,
-    sent_once: bool,
-    /// The stream ended; the final version (VOD) is still to be sent.
-    end_pending: bool,
-    /// Spool files of segments in a version not yet published: with an
-    /// archive they stay until it lists them, so a restart can add them.
-    spool: Vec<std::path::PathBuf>,
-}
-
-/// The outcome of an archive PUT: spool files it made removable.
-type ArchiveResult = (
-    Result<(), StoreError>,
-    Vec<std::path::PathBuf>,
-    Arc<Vec<u8>>,
-);
 
 impl Uploader {
     /// `stop` is raised when the uploader can take no more segments (the
     /// spool limit was reached), so that the segmenter stops reading.
     pub fn new(store: Arc<dyn Store>, cfg: UploaderConfig, stop: Arc<AtomicBool>) -> Self {
-        let archive = cfg.archive.as_ref().map(|a| Archive {
-            key: object_key(&cfg.key_prefix, &a.name),
-            every: a.every,
-            playlist: Playlist::archive(cfg.target),
-            added: 0,
-            added_ticks: 0,
-            sent_once: false,
-            end_pending: false,
-            spool: Vec::new(),
-        });
         Uploader {
-            archive,
-            playlist: Playlist::new(cfg.target, cfg.window),
+            schedule: Schedule::new(&cfg),
             retrier: Retrier::new(cfg.retry.clone()),
             store,
             cfg,
             summary: UploadSummary::default(),
             stop,
-            waiting: VecDeque::new(),
-            order: VecDeque::new(),
-            stored: BTreeMap::new(),
-            listed_spool: Vec::new(),
-            spool_bytes: 0,
-            dirty: false,
-            leaving: Vec::new(),
-            deletions: VecDeque::new(),
+            spool_full: None,
         }
     }
 
@@ -269,7 +229,8 @@ impl Uploader {
 
     /// The archive playlist's key, with --archive.
     pub fn archive_key(&self) -> Option<String> {
-        self.archive.as_ref().map(|a| a.key.clone())
+        let a = self.cfg.archive.as_ref()?;
+        Some(object_key(&self.cfg.key_prefix, &a.name))
     }
 
     /// Reads a playlist object at the destination, if it exists.
@@ -289,207 +250,22 @@ impl Uploader {
         self.fetch(&self.index_key()).await
     }
 
-    /// Publishes every segment that arrives until the segmenter ends, then
-    /// the final playlist with EXT-X-ENDLIST.
-    pub async fn run(mut self, inbox: Inbox) -> Result<UploadSummary, UploadError> {
-        let mut uploads: JoinSet<SegmentResult> = JoinSet::new();
-        let mut publishing: JoinSet<PlaylistResult> = JoinSet::new();
-        let mut deleting: JoinSet<(String, Result<(), StoreError>)> = JoinSet::new();
-        let mut archiving: JoinSet<ArchiveResult> = JoinSet::new();
-        let mut ended = false;
-        let mut flush_deadline: Option<Instant> = None;
-        let mut spool_full: Option<UploadError> = None;
-        loop {
-            while !ended {
-                match inbox.try_recv() {
-                    Received::Segment(seg) => self.queue(seg),
-                    Received::Empty => break,
-                    Received::Ended => {
-                        ended = true;
-                        flush_deadline = Some(Instant::now() + self.cfg.flush_timeout);
-                    }
-                }
-            }
-            if self.spool_bytes > self.cfg.max_spool && spool_full.is_none() {
-                let err = UploadError::SpoolFull {
-                    held: self.spool_bytes,
-                    limit: self.cfg.max_spool,
-                };
-                log::error!("{err}; stopping input and trying to store what is left");
-                self.stop.store(true, Ordering::Relaxed);
-                spool_full = Some(err);
-            }
-            while uploads.len() < self.cfg.concurrency.max(1) {
-                let Some((arrived, seg)) = self.waiting.pop_front() else {
-                    break;
-                };
-                uploads.spawn(self.upload(arrived, seg));
-            }
-            let drained = ended && self.waiting.is_empty() && uploads.is_empty();
-            if drained && !self.playlist.has_ended() {
-                self.playlist.end();
-                self.dirty = !self.playlist.is_empty();
-                if let Some(a) = &mut self.archive {
-                    a.playlist.end();
-                    // the final version, even when nothing was added
-                    a.end_pending = !a.playlist.is_empty();
-                }
-            }
-            if self.dirty && publishing.is_empty() {
-                publishing.spawn(self.publish());
-                self.dirty = false;
-            }
-            let archive_due = self.archive.as_ref().is_some_and(|a| {
-                a.end_pending || (a.added > 0 && (!a.sent_once || a.added_ticks >= a.every))
-            });
-            if archive_due && archiving.is_empty() {
-                archiving.spawn(self.publish_archive());
-            }
-            let archive_pending = self.archive.as_ref().is_some_and(|a| a.end_pending);
-            if drained
-                && publishing.is_empty()
-                && !self.dirty
-                && archiving.is_empty()
-                && !archive_pending
-            {
-                break;
-            }
-            let next_deletion = self.deletions.front().map(|d| d.0);
-            tokio::select! {
-                _ = inbox.ring(), if !ended => {}
-                Some(done) = uploads.join_next() => {
-                    let (arrived, seg, result) = done.expect("upload tasks do not panic");
-                    self.stored(arrived, seg, result)?;
-                }
-                Some(done) = publishing.join_next() => {
-                    let (result, leaving, spool, text) = done.expect("publish tasks do not panic");
-                    self.published(result, leaving, &text)?;
-                    for path in spool {
-                        if let Err(e) = crate::segmenter::spool::remove(&path) {
-                            log::warn!("cannot remove spool file {}: {e}", path.display());
-                        }
-                    }
-                }
-                Some(done) = archiving.join_next() => {
-                    let (result, spool, text) = done.expect("publish tasks do not panic");
-                    self.archived(result, &text)?;
-                    for path in spool {
-                        if let Err(e) = crate::segmenter::spool::remove(&path) {
-                            log::warn!("cannot remove spool file {}: {e}", path.display());
-                        }
-                    }
-                }
-                Some(done) = deleting.join_next() => {
-                    let (key, result) = done.expect("delete tasks do not panic");
-                    match result {
-                        Ok(()) => {
-                            self.summary.deleted += 1;
-                            log::debug!("deleted {key}");
-                        }
-                        Err(e) => log::warn!("cannot delete {key}: {e}"),
-                    }
-                }
-                _ = tokio::time::sleep_until(next_deletion.unwrap_or_else(Instant::now)),
-                    if next_deletion.is_some() => {
-                    while self.deletions.front().is_some_and(|d| d.0 <= Instant::now()) {
-                        let (_, key) = self.deletions.pop_front().expect("checked");
-                        let (store, retrier) = (self.store.clone(), self.retrier.clone());
-                        deleting.spawn(async move {
-                            let what = format!("DELETE {key}");
-                            let r = retrier.run(&what, || store.delete(key.clone())).await;
-                            (key, r)
-                        });
-                    }
-                }
-                _ = tokio::time::sleep_until(flush_deadline.unwrap_or_else(Instant::now)),
-                    if flush_deadline.is_some() => {
-                    let count = self.waiting.len() + uploads.len();
-                    return Err(spool_full.unwrap_or(UploadError::FlushTimeout {
-                        count,
-                        secs: self.cfg.flush_timeout.as_secs(),
-                    }));
-                }
-            }
-        }
-        if !self.deletions.is_empty() {
-            log::info!(
-                "{} segment(s) that left the playlist were not deleted yet (they must stay \
-                 available a while longer); a bucket lifecycle rule can remove them",
-                self.deletions.len()
-            );
-        }
-        self.summary.attempts = self.retrier.stats().attempts.load(Ordering::Relaxed);
-        self.summary.retries = self.retrier.stats().retries.load(Ordering::Relaxed);
-        if let Some(err) = spool_full {
-            return Err(err);
-        }
-        log::info!(
-            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) ({} bytes){} to {}{}",
-            self.summary.segments,
-            format_secs(self.summary.media_ticks),
-            self.summary.bytes,
-            self.summary.playlist_versions,
-            self.summary.playlist_bytes,
-            match &self.archive {
-                Some(_) => format!(
-                    ", {} archive version(s) ({} bytes)",
-                    self.summary.archive_versions, self.summary.archive_bytes
-                ),
-                None => String::new(),
-            },
-            self.store.describe(),
-            if self.summary.retries > 0 {
-                format!(
-                    " ({} retries; longest wait for a segment {:.1} s)",
-                    self.summary.retries,
-                    self.summary.longest_wait.as_secs_f64()
-                )
-            } else {
-                String::new()
-            }
-        );
-        Ok(self.summary)
-    }
-
     /// Queues a segment for publishing (the segmenter's, or one an earlier
     /// run left in the spool).
     pub fn queue(&mut self, seg: SegmentReady) {
-        self.order.push_back(seg.sequence);
-        self.spool_bytes += seg.bytes;
-        self.waiting.push_back((Instant::now(), seg));
+        self.schedule.arrived(seg, now());
     }
 
     /// Continues a playlist an earlier run published.
     pub fn restore(&mut self, published: &crate::resume::Published) {
-        self.playlist.restore(
-            published.entries.clone(),
-            published.media_sequence,
-            published.discontinuity_sequence,
-            published.target_duration,
-        );
+        self.schedule.restore(published);
     }
 
     /// Continues the archive from what an earlier run published, first
     /// appending the segments it did not list yet (see
     /// [`crate::resume::plan_archive`]).
     pub fn restore_archive(&mut self, plan: crate::resume::ArchivePlan) {
-        let Some(a) = &mut self.archive else { return };
-        if let Some(p) = &plan.restored {
-            a.playlist.restore(
-                p.entries.clone(),
-                p.media_sequence,
-                p.discontinuity_sequence,
-                p.target_duration,
-            );
-        }
-        for e in plan.backfill {
-            a.added += 1;
-            a.added_ticks += e.duration;
-            a.playlist.push(e);
-        }
-        if !self.cfg.keep_spool {
-            a.spool.extend(plan.spool);
-        }
+        self.schedule.restore_archive(plan);
     }
 
     /// The first number from `from` on whose segment key does not exist
@@ -523,18 +299,130 @@ impl Uploader {
         }
     }
 
-    fn upload(
-        &self,
-        arrived: Instant,
-        seg: SegmentReady,
-    ) -> impl std::future::Future<Output = SegmentResult> {
-        let key = object_key(&self.cfg.key_prefix, &seg.name);
+    /// Publishes every segment that arrives until the segmenter ends, then
+    /// the final playlist with EXT-X-ENDLIST. The schedule decides; this
+    /// loop starts what it asks for and tells it what finished.
+    pub async fn run(mut self, inbox: Inbox) -> Result<UploadSummary, UploadError> {
+        let mut requests = Requests::default();
+        let mut ended = false;
+        loop {
+            if !ended {
+                ended = self.receive(&inbox);
+            }
+            for action in self.schedule.next(now()) {
+                self.start(action, &mut requests)?;
+            }
+            if self.schedule.is_done() {
+                break;
+            }
+            let wake = self.schedule.wake_at().map(Instant::from_std);
+            tokio::select! {
+                _ = inbox.ring(), if !ended => {}
+                Some(done) = requests.uploads.join_next() => {
+                    let (upload, result) = done.expect("upload tasks do not panic");
+                    self.segment_done(upload, result)?;
+                }
+                Some(done) = requests.playlist.join_next() => {
+                    let (result, text) = done.expect("publish tasks do not panic");
+                    self.playlist_done(result, &text)?;
+                    let spool = self.schedule.playlist_published(now());
+                    remove_spool(spool, &mut requests);
+                }
+                Some(done) = requests.archive.join_next() => {
+                    let (result, text) = done.expect("publish tasks do not panic");
+                    self.archive_done(result, &text)?;
+                    remove_spool(self.schedule.archive_published(), &mut requests);
+                }
+                Some(done) = requests.deletes.join_next() => {
+                    let (key, result) = done.expect("delete tasks do not panic");
+                    self.delete_done(&key, result);
+                }
+                Some(_) = requests.removals.join_next() => {}
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)),
+                    if wake.is_some() => {}
+            }
+        }
+        while requests.removals.join_next().await.is_some() {}
+        self.finish()
+    }
+
+    /// Takes every segment waiting in the inbox; true once the segmenter
+    /// has ended.
+    fn receive(&mut self, inbox: &Inbox) -> bool {
+        loop {
+            match inbox.try_recv() {
+                Received::Segment(seg) => self.queue(seg),
+                Received::Empty => return false,
+                Received::Ended => {
+                    self.schedule.input_ended(now());
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Starts what the schedule asked for.
+    fn start(&mut self, action: Action, requests: &mut Requests) -> Result<(), UploadError> {
+        match action {
+            Action::Upload(upload) => {
+                requests.uploads.spawn(self.upload(upload));
+            }
+            Action::Publish(version) => {
+                requests
+                    .playlist
+                    .spawn(self.publish(self.index_key(), version));
+            }
+            Action::PublishArchive(version) => {
+                log::debug!(
+                    "sending archive version with {} new segment(s)",
+                    version.added
+                );
+                let key = self
+                    .archive_key()
+                    .expect("an archive version with --archive");
+                requests.archive.spawn(self.publish(key, version));
+            }
+            Action::Delete(key) => {
+                requests.deletes.spawn(self.delete(key));
+            }
+            Action::StopInput { held, limit } => {
+                let err = UploadError::SpoolFull { held, limit };
+                log::error!("{err}; stopping input and trying to store what is left");
+                self.stop.store(true, Ordering::Relaxed);
+                self.spool_full = Some(err);
+            }
+            Action::GiveUp { remaining } => {
+                return Err(self.spool_full.take().unwrap_or(UploadError::FlushTimeout {
+                    count: remaining,
+                    secs: self.cfg.flush_timeout.as_secs(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    fn upload(&self, upload: Upload) -> impl Future<Output = (Upload, Result<(), StoreError>)> {
         let meta = ObjectMeta {
             content_type: SEGMENT_CONTENT_TYPE.to_string(),
             cache_control: self.cfg.segment_cache_control.clone(),
         };
-        let put = self.put(key, Body::File(seg.path.clone()), meta);
-        async move { (arrived, seg, put.await) }
+        let put = self.put(upload.key.clone(), Body::File(upload.path.clone()), meta);
+        async move { (upload, put.await) }
+    }
+
+    fn publish(&self, key: String, version: Version) -> impl Future<Output = VersionResult> {
+        let meta = playlist_meta(&self.cfg, version.target_duration);
+        let put = self.put(key, Body::Bytes(version.text.clone()), meta);
+        async move { (put.await, version.text) }
+    }
+
+    fn delete(&self, key: String) -> impl Future<Output = (String, Result<(), StoreError>)> {
+        let (store, retrier) = (self.store.clone(), self.retrier.clone());
+        async move {
+            let what = format!("DELETE {key}");
+            let r = retrier.run(&what, || store.delete(key.clone())).await;
+            (key, r)
+        }
     }
 
     /// A PUT, retried under the policy.
@@ -543,7 +431,7 @@ impl Uploader {
         key: String,
         body: Body,
         meta: ObjectMeta,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
+    ) -> impl Future<Output = Result<(), StoreError>> {
         let (store, retrier) = (self.store.clone(), self.retrier.clone());
         async move {
             let what = format!("PUT {key}");
@@ -553,103 +441,25 @@ impl Uploader {
         }
     }
 
-    /// A segment upload finished: list it, and any stored segments waiting
-    /// behind it, in sequence order.
-    fn stored(
+    /// A segment upload finished; a failure ends the run.
+    fn segment_done(
         &mut self,
-        arrived: Instant,
-        seg: SegmentReady,
+        upload: Upload,
         result: Result<(), StoreError>,
     ) -> Result<(), UploadError> {
-        let key = object_key(&self.cfg.key_prefix, &seg.name);
-        result.map_err(|source| self.error(&key, source))?;
-        log::debug!("stored {key} ({} bytes)", seg.bytes);
-        self.summary.longest_wait = self.summary.longest_wait.max(arrived.elapsed());
-        self.spool_bytes -= seg.bytes;
-        self.stored.insert(seg.sequence, seg);
-        while let Some(seg) = self.order.front().and_then(|n| self.stored.remove(n)) {
-            self.order.pop_front();
-            self.list(seg);
+        if let Err(source) = result {
+            self.schedule.store_failed(upload.sequence);
+            return Err(self.error(&upload.key, source));
         }
+        log::debug!("stored {} ({} bytes)", upload.key, upload.bytes);
+        self.schedule.stored(upload.sequence, now());
         Ok(())
     }
 
-    fn list(&mut self, seg: SegmentReady) {
-        let entry = Entry::of_segment(&seg, &self.cfg.http_prefix, self.cfg.program_date_time);
-        let spool = if self.cfg.keep_spool {
-            None
-        } else {
-            Some(seg.path.clone())
-        };
-        match &mut self.archive {
-            Some(a) => {
-                a.spool.extend(spool);
-                a.added += 1;
-                a.added_ticks += seg.duration;
-                a.playlist.push(entry.clone());
-            }
-            None => self.listed_spool.extend(spool),
-        }
-        self.summary.segments += 1;
-        self.summary.bytes += seg.bytes;
-        self.summary.media_ticks += seg.duration;
-        // RFC 8216 §6.2.2: a segment that leaves the playlist stays available
-        // for its duration plus that of the last playlist that listed it
-        let last_listing = self.playlist.total_ticks();
-        let removed = self.playlist.push(entry);
-        // with an archive every segment stays listed: nothing is deleted
-        if self.cfg.delete_old && self.archive.is_none() {
-            for gone in removed {
-                let name = gone
-                    .uri
-                    .strip_prefix(&self.cfg.http_prefix)
-                    .unwrap_or(&gone.uri);
-                let key = object_key(&self.cfg.key_prefix, name);
-                self.leaving.push((key, gone.duration + last_listing));
-            }
-        }
-        self.dirty = true;
-    }
-
-    fn publish(&mut self) -> impl std::future::Future<Output = PlaylistResult> {
-        let key = self.index_key();
-        let text = Arc::new(self.playlist.render().into_bytes());
-        let meta = playlist_meta(&self.cfg, &self.playlist);
-        let leaving = std::mem::take(&mut self.leaving);
-        let spool = std::mem::take(&mut self.listed_spool);
-        let put = self.put(key, Body::Bytes(text.clone()), meta);
-        async move { (put.await, leaving, spool, text) }
-    }
-
-    fn publish_archive(&mut self) -> impl std::future::Future<Output = ArchiveResult> {
-        let a = self.archive.as_mut().expect("called with an archive");
-        let text = Arc::new(a.playlist.render().into_bytes());
-        let count = a.added;
-        a.added = 0;
-        a.added_ticks = 0;
-        a.sent_once = true;
-        a.end_pending = false;
-        let spool = std::mem::take(&mut a.spool);
-        let meta = playlist_meta(&self.cfg, &a.playlist);
-        log::debug!("sending archive version with {count} new segment(s)");
-        let key = a.key.clone();
-        let put = self.put(key, Body::Bytes(text.clone()), meta);
-        async move { (put.await, spool, text) }
-    }
-
-    fn archived(&mut self, result: Result<(), StoreError>, text: &[u8]) -> Result<(), UploadError> {
-        let key = self.archive_key().expect("called with an archive");
-        result.map_err(|source| self.error(&key, source))?;
-        self.summary.archive_versions += 1;
-        self.summary.archive_bytes += text.len() as u64;
-        log_version(&key, self.summary.archive_versions, text);
-        Ok(())
-    }
-
-    fn published(
+    /// A playlist version's PUT finished; a failure ends the run.
+    fn playlist_done(
         &mut self,
         result: Result<(), StoreError>,
-        leaving: Vec<(String, i64)>,
         text: &[u8],
     ) -> Result<(), UploadError> {
         let key = self.index_key();
@@ -657,15 +467,80 @@ impl Uploader {
         self.summary.playlist_versions += 1;
         self.summary.playlist_bytes += text.len() as u64;
         log_version(&key, self.summary.playlist_versions, text);
-        let now = Instant::now();
-        for (key, ticks) in leaving {
-            let due = now
-                + Duration::from_micros(
-                    (ticks.max(0) as u64) * 1_000_000 / TICKS_PER_SECOND as u64,
-                );
-            self.deletions.push_back((due, key));
-        }
         Ok(())
+    }
+
+    /// An archive version's PUT finished; a failure ends the run.
+    fn archive_done(
+        &mut self,
+        result: Result<(), StoreError>,
+        text: &[u8],
+    ) -> Result<(), UploadError> {
+        let key = self
+            .archive_key()
+            .expect("an archive version with --archive");
+        result.map_err(|source| self.error(&key, source))?;
+        self.summary.archive_versions += 1;
+        self.summary.archive_bytes += text.len() as u64;
+        log_version(&key, self.summary.archive_versions, text);
+        Ok(())
+    }
+
+    fn delete_done(&mut self, key: &str, result: Result<(), StoreError>) {
+        match result {
+            Ok(()) => {
+                self.summary.deleted += 1;
+                log::debug!("deleted {key}");
+            }
+            Err(e) => log::warn!("cannot delete {key}: {e}"),
+        }
+    }
+
+    /// Everything is published: the summary, or the spool limit's error.
+    fn finish(mut self) -> Result<UploadSummary, UploadError> {
+        let pending = self.schedule.pending_deletions();
+        if pending > 0 {
+            log::info!(
+                "{pending} segment(s) that left the playlist were not deleted yet (they must stay \
+                 available a while longer); a bucket lifecycle rule can remove them"
+            );
+        }
+        let totals = self.schedule.totals();
+        self.summary.segments = totals.segments;
+        self.summary.bytes = totals.bytes;
+        self.summary.media_ticks = totals.media_ticks;
+        self.summary.longest_wait = totals.longest_wait;
+        self.summary.attempts = self.retrier.stats().attempts.load(Ordering::Relaxed);
+        self.summary.retries = self.retrier.stats().retries.load(Ordering::Relaxed);
+        if let Some(err) = self.spool_full {
+            return Err(err);
+        }
+        log::info!(
+            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) ({} bytes){} to {}{}",
+            self.summary.segments,
+            format_secs(self.summary.media_ticks),
+            self.summary.bytes,
+            self.summary.playlist_versions,
+            self.summary.playlist_bytes,
+            match &self.cfg.archive {
+                Some(_) => format!(
+                    ", {} archive version(s) ({} bytes)",
+                    self.summary.archive_versions, self.summary.archive_bytes
+                ),
+                None => String::new(),
+            },
+            self.store.describe(),
+            if self.summary.retries > 0 {
+                format!(
+                    " ({} retries; longest wait for a segment {:.1} s)",
+                    self.summary.retries,
+                    self.summary.longest_wait.as_secs_f64()
+                )
+            } else {
+                String::new()
+            }
+        );
+        Ok(self.summary)
     }
 
     fn error(&self, key: &str, source: StoreError) -> UploadError {
@@ -677,11 +552,27 @@ impl Uploader {
     }
 }
 
+/// Removes spool files that published versions no longer need, on the
+/// blocking pool.
+fn remove_spool(paths: Vec<std::path::PathBuf>, requests: &mut Requests) {
+    if paths.is_empty() {
+        return;
+    }
+    requests.removals.spawn_blocking(move || {
+        for path in paths {
+            if let Err(e) = crate::segmenter::spool::remove(&path) {
+                log::warn!("cannot remove spool file {}: {e}", path.display());
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::store::{ErrorKind, Fault, MemoryStore, Op};
     use super::*;
     use crate::channel;
+    use crate::timeline::TICKS_PER_SECOND;
     use chrono::Utc;
     use std::fs;
 
@@ -1059,6 +950,70 @@ mod tests {
         drop(outbox);
         let summary = task.await.unwrap().unwrap();
         assert_eq!(summary.deleted, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delete_old_deletes_restored_segments_by_their_keys_after_the_http_prefix_changed() {
+        let store = MemoryStore::new();
+        // an earlier run published three segments under another http prefix
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:1\n",
+        );
+        for n in 1..=3 {
+            text += &format!("#EXTINF:4.000,\nhttps://old.example/live/s-{n:05}.ts\n");
+            store.lock().objects.insert(
+                format!("live/event/s-{n:05}.ts"),
+                (
+                    b"old".to_vec(),
+                    ObjectMeta {
+                        content_type: SEGMENT_CONTENT_TYPE.into(),
+                        cache_control: DEFAULT_SEGMENT_CACHE_CONTROL.into(),
+                    },
+                ),
+            );
+        }
+        let cfg = UploaderConfig {
+            delete_old: true,
+            http_prefix: "https://new.example/event/".into(),
+            ..config()
+        };
+        // as main.rs reads it back: with this run's http prefix
+        let published =
+            crate::resume::parse_published(text.as_bytes(), &cfg.http_prefix, "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, inbox) = channel::bounded(64);
+        let mut up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        up.restore(&published);
+        let task = tokio::spawn(up.run(inbox));
+        // window 3: segments 4, 5 and 6 push out the three restored ones
+        for n in 4..=6 {
+            outbox.send(segment(dir.path(), n)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        drop(outbox);
+        let summary = task.await.unwrap().unwrap();
+        let state = store.lock();
+        let mut deleted: Vec<&str> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Delete { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            [
+                "live/event/s-00001.ts",
+                "live/event/s-00002.ts",
+                "live/event/s-00003.ts"
+            ]
+        );
+        assert_eq!(summary.deleted, 3);
+        assert!((1..=3).all(|n| !state
+            .objects
+            .contains_key(&format!("live/event/s-{n:05}.ts"))));
     }
 
     #[test]

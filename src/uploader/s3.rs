@@ -119,9 +119,10 @@ impl Store for S3Store {
         Box::pin(async move {
             // a segment is read whole (a few MB, at most --concurrency at
             // once): signing hashes the body before sending it, and a file
-            // stream would be read twice through tokio's blocking pool
+            // stream would be read twice. It is read on tokio's blocking
+            // pool, so that a slow disk holds up only this request
             let stream = match &body {
-                Body::File(path) => ByteStream::from(std::fs::read(path).map_err(|e| {
+                Body::File(path) => ByteStream::from(tokio::fs::read(path).await.map_err(|e| {
                     StoreError::permanent(format!("reading {}: {e}", path.display()))
                 })?),
                 Body::Bytes(b) => ByteStream::from(b.to_vec()),
@@ -320,6 +321,61 @@ mod tests {
         assert_eq!(
             service_error_kind(400, "InvalidArgument"),
             ErrorKind::Permanent
+        );
+    }
+
+    #[test]
+    fn a_segment_is_read_without_holding_the_runtime_thread() {
+        use aws_sdk_s3::config::Credentials;
+        use std::future::poll_fn;
+        // no server: the request fails once the body is read, which is all
+        // this test needs
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("test"))
+            .endpoint_url("http://127.0.0.1:9")
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(
+                "AKIDTEST",
+                "not-a-secret",
+                None,
+                None,
+                "test",
+            ))
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let store = S3Store {
+            client: Client::from_conf(config),
+            bucket: "live".into(),
+            acl: None,
+            description: "test".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("s-00001.ts");
+        let (go, writer) = super::super::store::testing::fifo(&source, b"segment 1");
+        let meta = ObjectMeta {
+            content_type: "video/mp2t".into(),
+            cache_control: "max-age=1".into(),
+        };
+        let mut put = store.put("live/s-00001.ts".into(), Body::File(source), meta);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let signalled = rt.block_on(async move {
+            // the first poll starts reading the segment
+            let _ = poll_fn(|cx| std::task::Poll::Ready(put.as_mut().poll(cx))).await;
+            // another task on this current-thread runtime gets to run
+            tokio::spawn(async move { go.send(()).is_ok() })
+                .await
+                .unwrap();
+            tokio::task::spawn_blocking(move || writer.join().unwrap())
+                .await
+                .unwrap()
+        });
+        assert!(
+            signalled,
+            "the segment was written only after the other task ran"
         );
     }
 }

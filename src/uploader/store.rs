@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,14 +162,16 @@ impl LocalDirStore {
             .file_name()
             .expect("keys end in a name")
             .to_string_lossy();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // an attempt that timed out may still be writing its own temporary
+        // file: each attempt has one of its own, renamed only when complete
+        static ATTEMPT: AtomicU64 = AtomicU64::new(0);
+        let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
         let _ = fs::remove_file(&tmp); // left by a crash
         let written = match body {
             // a spool file is never changed once complete: on the same file
             // system, a second name for it costs no copy
-            Body::File(src) => {
-                fs::hard_link(src, &tmp).or_else(|_| fs::copy(src, &tmp).map(|_| ()))
-            }
+            Body::File(src) => fs::hard_link(src, &tmp).or_else(|_| copy(src, &tmp)),
             Body::Bytes(b) => fs::write(&tmp, b.as_slice()),
         };
         if let Err(e) = written.and_then(|_| fs::rename(&tmp, &path)) {
@@ -177,6 +180,55 @@ impl LocalDirStore {
         }
         Ok(())
     }
+
+    fn get_sync(root: &Path, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = Self::path_of(root, key)?;
+        match fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::from_io("reading", key, e)),
+        }
+    }
+
+    fn delete_sync(root: &Path, key: &str) -> Result<(), StoreError> {
+        let path = Self::path_of(root, key)?;
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::from_io("deleting", key, e)),
+        }
+    }
+
+    /// Runs `work` on the root and key on the runtime's blocking pool: a
+    /// copy across file systems, a slow disk or a stalled network mount
+    /// then holds up only this request, not the uploader's (current-thread)
+    /// runtime and its other uploads, timers and playlist versions.
+    fn blocking<T: Send + 'static>(
+        &self,
+        key: String,
+        work: impl FnOnce(&Path, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<Result<T, StoreError>> {
+        let root = self.root.clone();
+        Box::pin(async move {
+            let what = key.clone();
+            tokio::task::spawn_blocking(move || work(&root, &key))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(StoreError::permanent(format!(
+                        "file work for {what} did not finish: {e}"
+                    )))
+                })
+        })
+    }
+}
+
+/// Copies a file that cannot be linked (it is on another file system),
+/// reading it as a stream.
+fn copy(src: &Path, dst: &Path) -> io::Result<()> {
+    let mut from = fs::File::open(src)?;
+    let mut to = fs::File::create(dst)?;
+    io::copy(&mut from, &mut to)?;
+    Ok(())
 }
 
 impl Store for LocalDirStore {
@@ -185,37 +237,19 @@ impl Store for LocalDirStore {
     }
 
     fn put(&self, key: String, body: Body, _meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>> {
-        let root = self.root.clone();
-        Box::pin(async move { Self::put_sync(&root, &key, &body) })
+        self.blocking(key, move |root, key| Self::put_sync(root, key, &body))
     }
 
     fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
-        let root = self.root.clone();
-        Box::pin(async move {
-            let path = Self::path_of(&root, &key)?;
-            match fs::read(path) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(StoreError::from_io("reading", &key, e)),
-            }
-        })
+        self.blocking(key, Self::get_sync)
     }
 
     fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>> {
-        let root = self.root.clone();
-        Box::pin(async move { Ok(Self::path_of(&root, &key)?.exists()) })
+        self.blocking(key, |root, key| Ok(Self::path_of(root, key)?.exists()))
     }
 
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
-        let root = self.root.clone();
-        Box::pin(async move {
-            let path = Self::path_of(&root, &key)?;
-            match fs::remove_file(path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(StoreError::from_io("deleting", &key, e)),
-            }
-        })
+        self.blocking(key, Self::delete_sync)
     }
 }
 
@@ -326,6 +360,57 @@ impl Store for MemoryStore {
     }
 }
 
+/// Test helpers for blocking file work.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::ffi::CString;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    /// Creates a FIFO at `path`: reading it blocks until a thread writes
+    /// `data` into it once `go` is sent. Returns `go` and that thread, which
+    /// answers whether `go` came. Every wait is bounded: without `go` it
+    /// writes after 10 s anyway (so that a test whose runtime thread is
+    /// blocked reading the FIFO fails instead of hanging), and it gives up
+    /// after 10 s more without a reader.
+    pub fn fifo(path: &Path, data: &'static [u8]) -> (mpsc::Sender<()>, thread::JoinHandle<bool>) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path
+        let made = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(made, 0, "mkfifo: {}", std::io::Error::last_os_error());
+        let (go, rx) = mpsc::channel();
+        let path: PathBuf = path.to_path_buf();
+        let writer = thread::spawn(move || {
+            let signalled = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+            // opening the write end without blocking fails until a reader
+            // has the FIFO open (or is waiting in open)
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut file = loop {
+                match OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&path)
+                {
+                    Ok(f) => break Some(f),
+                    Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                    Err(_) => break None,
+                }
+            };
+            if let Some(f) = &mut file {
+                f.write_all(data).unwrap();
+            }
+            signalled
+        });
+        (go, writer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +491,45 @@ mod tests {
             assert!(s.get("link/x.ts".into()).await.is_err());
         });
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_copy_that_waits_for_its_source_leaves_the_runtime_free() {
+        use std::future::poll_fn;
+        use std::os::unix::fs::MetadataExt;
+        // the spool on tmpfs, the destination on another file system: no
+        // hard link, the segment is copied
+        let spool = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        assert_ne!(
+            fs::metadata(spool.path()).unwrap().dev(),
+            fs::metadata(dest.path()).unwrap().dev(),
+            "the test needs /dev/shm and the temporary directory on different file systems"
+        );
+        // a source whose reading blocks until another task has run
+        let source = spool.path().join("s-00001.ts");
+        let (go, writer) = testing::fifo(&source, b"segment 1");
+        let s = LocalDirStore::open(dest.path()).unwrap();
+        let mut put = s.put("live/s-00001.ts".into(), Body::File(source), meta());
+        block_on(async {
+            let first = poll_fn(|cx| std::task::Poll::Ready(put.as_mut().poll(cx))).await;
+            assert!(
+                first.is_pending(),
+                "the put returned only once its source could be read: it held the runtime thread"
+            );
+            // another task on this current-thread runtime gets to run
+            tokio::spawn(async move { go.send(()).is_ok() })
+                .await
+                .unwrap();
+            put.await.unwrap();
+        });
+        assert!(
+            writer.join().unwrap(),
+            "the source was written only after the other task ran"
+        );
+        assert_eq!(
+            fs::read(dest.path().join("live/s-00001.ts")).unwrap(),
+            b"segment 1"
+        );
     }
 }
