@@ -105,7 +105,7 @@ pub struct Opts {
     #[arg(long, value_name = "SECONDS", default_value_t = defaults::FLUSH_TIMEOUT_SECS)]
     pub flush_timeout: f64,
     /// Delete each segment once it has left the playlist and stayed
-    /// available for its own duration plus that of the last playlist that
+    /// available for its own duration plus that of the longest playlist that
     /// listed it (RFC 8216 §6.2.2). Off: keep every segment (or let a bucket
     /// lifecycle rule expire them). With --archive nothing is deleted: every
     /// segment stays listed in the archive.
