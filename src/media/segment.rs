@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use super::packaging::Packaging;
+
 /// A segment file that is complete in the spool directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentReady {
@@ -18,4 +20,6 @@ pub struct SegmentReady {
     pub duration: i64,
     pub discontinuity: bool,
     pub program_date_time: DateTime<Utc>,
+    /// TS or fMP4: its extension and Content-Type.
+    pub packaging: Packaging,
 }

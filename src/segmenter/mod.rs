@@ -343,6 +343,7 @@ impl Announcer {
             duration: t.duration,
             discontinuity: t.discontinuity,
             program_date_time: t.program_date_time,
+            packaging: crate::media::Packaging::Ts,
         };
         log::debug!(
             "segment {} ready: {} s, {} bytes{}{}",

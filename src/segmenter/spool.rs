@@ -67,6 +67,8 @@ fn parse_meta(text: &str, path: &Path, name: &str) -> Option<SegmentReady> {
         program_date_time: DateTime::parse_from_rfc3339(field("program_date_time")?)
             .ok()?
             .with_timezone(&Utc),
+        // the spool holds the segments of this packaging only (see scan)
+        packaging: crate::media::Packaging::Ts,
     })
 }
 
@@ -124,6 +126,7 @@ mod tests {
             duration: 180_180,
             discontinuity: n == 3,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, n as u32).unwrap(),
+            packaging: crate::media::Packaging::Ts,
         }
     }
 

@@ -38,9 +38,6 @@ pub use crate::media::packaging::{
 };
 pub use open::{connect_s3, open_store, Destination, S3Settings};
 
-/// Content-Type of TS segments.
-pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
-
 pub struct UploaderConfig {
     /// Prefix of every key, already normalized (no leading or trailing `/`).
     pub key_prefix: String,
@@ -403,7 +400,7 @@ impl Uploader {
 
     fn upload(&self, upload: Upload) -> impl Future<Output = (Upload, Result<(), StoreError>)> {
         let meta = ObjectMeta {
-            content_type: SEGMENT_CONTENT_TYPE.to_string(),
+            content_type: upload.content_type.to_string(),
             cache_control: self.cfg.segment_cache_control.clone(),
         };
         let put = self.put(upload.key.clone(), Body::File(upload.path.clone()), meta);
@@ -603,6 +600,7 @@ mod tests {
             duration: 4 * S,
             discontinuity: false,
             program_date_time: Utc::now(),
+            packaging: crate::media::Packaging::Ts,
         }
     }
 
@@ -746,7 +744,7 @@ mod tests {
         assert_eq!(meta.content_type, PLAYLIST_CONTENT_TYPE);
         assert_eq!(meta.cache_control, "max-age=2");
         let seg_meta = &state.objects["live/event/s-00003.ts"].1;
-        assert_eq!(seg_meta.content_type, SEGMENT_CONTENT_TYPE);
+        assert_eq!(seg_meta.content_type, "video/mp2t");
         assert_eq!(seg_meta.cache_control, DEFAULT_SEGMENT_CACHE_CONTROL);
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
@@ -966,7 +964,7 @@ mod tests {
                 (
                     b"old".to_vec(),
                     ObjectMeta {
-                        content_type: SEGMENT_CONTENT_TYPE.into(),
+                        content_type: crate::media::Packaging::Ts.content_type(false).into(),
                         cache_control: DEFAULT_SEGMENT_CACHE_CONTROL.into(),
                     },
                 ),

@@ -65,6 +65,8 @@ pub struct Upload {
     pub key: String,
     pub path: PathBuf,
     pub bytes: u64,
+    /// Its Content-Type, from its packaging.
+    pub content_type: &'static str,
 }
 
 /// A playlist version to publish.
@@ -421,6 +423,7 @@ impl Schedule {
                 key: object_key(&self.key_prefix, &seg.name),
                 path: seg.path.clone(),
                 bytes: seg.bytes,
+                content_type: seg.packaging.content_type(false),
             });
             self.uploading.insert(seg.sequence, (arrived, seg));
         }
@@ -547,6 +550,7 @@ mod tests {
             duration: secs * S,
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 20, 0, 0).unwrap(),
+            packaging: crate::media::Packaging::Ts,
         }
     }
 
