@@ -219,38 +219,8 @@ fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
 fn keyframes_further_apart_than_four_targets_still_start_every_segment() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("gop10.ts");
-    // 720p30, a keyframe every 10 s: more than the 8 s of four 2 s targets
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=1280x720:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        "40",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "300",
-        "-keyint_min",
-        "300",
-        "-sc_threshold",
-        "0",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-f",
-        "mpegts",
-        input.to_str().unwrap(),
-    ]);
+    // a keyframe every 10 s at 30 fps: more than the 8 s of four 2 s targets
+    make_av(&input, 40, 300, &[]);
     let run = run_file(&input, "2", &[]);
     // every segment starts with a keyframe and decodes on its own
     let listed = check_run(&run, &input, true);
