@@ -9,6 +9,7 @@
 pub mod channel;
 pub mod cli;
 pub mod clip;
+pub mod fmp4;
 pub mod playlist;
 pub mod resume;
 pub mod segmenter;

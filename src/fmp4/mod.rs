@@ -1,0 +1,82 @@
+//! fMP4 / CMAF packaging of demuxed elementary streams, pure: no libav, no
+//! I/O, no runtime.
+//!
+//! The codec configuration an init segment carries (avcC, hvcC,
+//! AudioSpecificConfig) is read from the bitstream itself: [`avc`], [`hevc`]
+//! and [`aac`] parse what is needed of it.
+
+pub mod aac;
+pub mod avc;
+mod bits;
+pub mod hevc;
+
+/// Why a stream, a packet or a box could not be packaged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A codec that fMP4 packaging here does not carry (MPEG-2 video, MP2,
+    /// AC-3...): the caller refuses the input, or ignores that stream.
+    #[error("stream {stream}: {codec} cannot be packaged as fMP4 (only H.264, HEVC and AAC can)")]
+    UnsupportedCodec { stream: usize, codec: String },
+    /// A second video stream: cuts follow one video stream.
+    #[error("stream {stream}: a second video stream cannot be packaged (ignore it)")]
+    SecondVideo { stream: usize },
+    /// Nothing to package.
+    #[error("no H.264, HEVC or AAC stream to package")]
+    NoStreams,
+    /// A packet for a stream index the packager was not set up with.
+    #[error("stream {0} is unknown to the packager")]
+    UnknownStream(usize),
+    /// Bytes that do not parse as what they should be.
+    #[error("malformed {what}: {why}")]
+    Malformed {
+        what: &'static str,
+        why: &'static str,
+    },
+    /// A video picture before any SPS/PPS (VPS) of its stream was seen.
+    #[error("stream {stream}: picture before the parameter sets it needs")]
+    NoParameterSets { stream: usize },
+    /// Well-formed input that this packager does not handle.
+    #[error("{0} is not supported")]
+    Unsupported(&'static str),
+    /// mp4-atom refused to encode a box (a value out of its range).
+    #[error("encoding {0} failed")]
+    Encode(&'static str),
+}
+
+impl Error {
+    pub(crate) fn malformed(what: &'static str, why: &'static str) -> Self {
+        Error::Malformed { what, why }
+    }
+}
+
+/// What a track's init segment needs to know of its codec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackConfig {
+    Avc(avc::AvcConfig),
+    Hevc(hevc::HevcConfig),
+    Aac(aac::AacConfig),
+}
+
+impl TrackConfig {
+    /// Ticks per second of the track's media time: 90 kHz for video, the
+    /// sample rate for audio.
+    pub fn timescale(&self) -> u32 {
+        match self {
+            TrackConfig::Avc(_) | TrackConfig::Hevc(_) => 90_000,
+            TrackConfig::Aac(a) => a.sample_rate,
+        }
+    }
+
+    pub fn is_video(&self) -> bool {
+        !matches!(self, TrackConfig::Aac(_))
+    }
+
+    /// The RFC 6381 codec string, as in a playlist's CODECS attribute.
+    pub fn codec_string(&self) -> String {
+        match self {
+            TrackConfig::Avc(c) => c.codec_string(),
+            TrackConfig::Hevc(c) => c.codec_string(),
+            TrackConfig::Aac(c) => c.codec_string(),
+        }
+    }
+}
