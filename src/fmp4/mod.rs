@@ -8,6 +8,7 @@
 pub mod aac;
 pub mod avc;
 mod bits;
+pub mod boxes;
 pub mod hevc;
 
 /// Why a stream, a packet or a box could not be packaged.
