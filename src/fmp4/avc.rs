@@ -306,11 +306,11 @@ pub(crate) fn pasp(sar: Option<(u32, u32)>) -> Option<Pasp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fmp4::bits::tests::BitWriter;
 
-    fn hex(s: &str) -> Vec<u8> {
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -320,10 +320,10 @@ mod tests {
     // Parameter sets written by libx264 (FFmpeg 5.1), extracted with
     // `ffmpeg -f lavfi -i testsrc2=... -c:v libx264 ... -f h264`.
     /// 320x180 constrained baseline: 12 map units less 6 lines of cropping.
-    const BASELINE_SPS: &str = "6742c00dd901419f9f0110000003001000000303c0f142a480";
-    const BASELINE_PPS: &str = "68cb83cb20";
+    pub(crate) const BASELINE_SPS: &str = "6742c00dd901419f9f0110000003001000000303c0f142a480";
+    pub(crate) const BASELINE_PPS: &str = "68cb83cb20";
     /// 1920x1080 high (68 rows of 16 cropped by 8).
-    const HIGH_SPS: &str = "67640028acb403c0113f2e0220000003002000000781e30654";
+    pub(crate) const HIGH_SPS: &str = "67640028acb403c0113f2e0220000003002000000781e30654";
     /// 720x576 interlaced high 4:2:2.
     const HIGH422_INTERLACED_SPS: &str = "677a001ebce80b424d808800000300080000030190f8a155";
     /// 1280x720 high 10.

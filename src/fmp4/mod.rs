@@ -1,15 +1,24 @@
 //! fMP4 / CMAF packaging of demuxed elementary streams, pure: no libav, no
 //! I/O, no runtime.
 //!
-//! The codec configuration an init segment carries (avcC, hvcC,
-//! AudioSpecificConfig) is read from the bitstream itself: [`avc`], [`hevc`]
-//! and [`aac`] parse what is needed of it.
+//! The [`Fmp4Packager`] takes demuxed packets (H.264 or HEVC access units in
+//! Annex B form, AAC as ADTS frames, timestamps on the unwrapped 90 kHz
+//! timeline) and the cut decisions of the segmenter, and hands back init
+//! segments (`ftyp` + `moov`) and media segments (`moof` + `mdat`) as bytes.
+//! The codec configuration each init segment carries (avcC, hvcC,
+//! AudioSpecificConfig) is read from the bitstream itself:
+//! [`avc`], [`hevc`] and [`aac`] parse what is needed of it; [`boxes`] builds
+//! the ISOBMFF boxes with the `mp4-atom` crate.
 
 pub mod aac;
 pub mod avc;
 mod bits;
 pub mod boxes;
 pub mod hevc;
+mod nal;
+pub mod packager;
+
+pub use packager::{Cut, Fmp4Packager, InitOut, Output, Packet, SegmentOut, StreamKind};
 
 /// Why a stream, a packet or a box could not be packaged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
