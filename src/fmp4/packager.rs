@@ -491,14 +491,17 @@ impl Fmp4Packager {
             return Err(Error::malformed("video access unit", "no NAL unit"));
         }
         track.rebuild_video_config()?;
-        let Some(current) = track.config.clone() else {
-            return Err(Error::NoParameterSets { stream: pkt.stream });
-        };
         let Some(segment) = self.pending.back_mut() else {
+            // before the first cut: only the parameter sets are kept
             return Ok(());
         };
         let run = &mut segment.runs[t];
-        let config = run.config.get_or_insert(current);
+        if run.config.is_none() {
+            run.config = track.config.clone();
+        }
+        let Some(config) = &run.config else {
+            return Err(Error::NoParameterSets { stream: pkt.stream });
+        };
         let start = run.data.len();
         let mut flags = if pkt.key {
             boxes::SYNC
@@ -578,8 +581,16 @@ impl Fmp4Packager {
             let track = &mut self.tracks[t];
             if track.config.as_ref() != Some(&config) {
                 if track.config.as_ref().map(TrackConfig::timescale) != Some(config.timescale()) {
+                    // another sample rate: decode times start again from the
+                    // PTS, and what is open of this track ends where it is
                     track.next_audio = None;
                     track.last_decode = None;
+                    for p in &mut self.pending {
+                        let run = &mut p.runs[t];
+                        if run.config.as_ref().is_some_and(|c| *c != config) {
+                            run.closed = true;
+                        }
+                    }
                 }
                 track.config = Some(config.clone());
             }
@@ -881,9 +892,14 @@ mod tests {
 
     /// `n` ADTS frames of 48 kHz stereo AAC LC, each with 4 bytes of data.
     fn adts(n: usize) -> Vec<u8> {
+        adts_at(n, 3)
+    }
+
+    /// The same at another sampling frequency index.
+    fn adts_at(n: usize, rate_index: u8) -> Vec<u8> {
         let mut out = Vec::new();
         for i in 0..n {
-            out.extend([0xff, 0xf1, 0x4c, 0x80, 0x01, 0x7f, 0xfc]);
+            out.extend([0xff, 0xf1, 0x40 | (rate_index << 2), 0x80, 0x01, 0x7f, 0xfc]);
             out.extend([i as u8; 4]);
         }
         out
@@ -1204,11 +1220,74 @@ mod tests {
             key: false,
             data: &slice,
         };
+        // before the first cut a picture is dropped quietly
+        assert_eq!(p.on_packet(pkt), Ok(()));
+        p.on_cut(Cut {
+            pts: 0,
+            sequence: 1,
+            discontinuity: false,
+        })
+        .unwrap();
         assert_eq!(p.on_packet(pkt), Err(Error::NoParameterSets { stream: 1 }));
         assert_eq!(
             p.on_packet(Packet { stream: 5, ..pkt }),
             Err(Error::UnknownStream(5))
         );
         assert_eq!(p.on_packet(Packet { stream: 0, ..pkt }), Ok(()));
+    }
+
+    #[test]
+    fn another_sample_rate_starts_a_new_init_and_timescale() {
+        let mut p = Fmp4Packager::new(&[StreamKind::Aac]).unwrap();
+        let mut out = Vec::new();
+        let mut feed = |p: &mut Fmp4Packager, pts: i64, index: u8, cut: Option<u64>| {
+            if let Some(sequence) = cut {
+                p.on_cut(Cut {
+                    pts,
+                    sequence,
+                    discontinuity: false,
+                })
+                .unwrap();
+            }
+            let data = adts_at(4, index);
+            p.on_packet(Packet {
+                stream: 0,
+                dts: pts,
+                pts,
+                key: true,
+                data: &data,
+            })
+            .unwrap();
+            out.extend(p.take_ready());
+        };
+        feed(&mut p, 900_000, 3, Some(1));
+        feed(&mut p, 900_000 + 4 * AFRAME, 3, None);
+        // 44.1 kHz from here; the cut comes with it
+        feed(&mut p, 900_000 + 8 * AFRAME, 4, Some(2));
+        p.finish().unwrap();
+        out.extend(p.take_ready());
+        let inits: Vec<&InitOut> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Init(i) => Some(i),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(inits.len(), 2);
+        let segs: Vec<&SegmentOut> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Segment(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(segs[1].init_id, inits[1].id);
+        let first = trafs(&segs[0].bytes);
+        assert_eq!((first[0].2, first[0].3), (8, 8 * 1024));
+        let second = trafs(&segs[1].bytes);
+        // 900000 + 8 frames of 1920 ticks at 44.1 kHz
+        assert_eq!(second[0].1, (900_000 + 8 * 1920) * 44_100 / 90_000);
+        assert_eq!(second[0].2, 4);
+        assert_eq!(segs[1].duration, 4 * 1024 * 90_000 / 44_100);
     }
 }
