@@ -482,12 +482,12 @@ impl Fmp4Packager {
 
     fn video_packet(&mut self, t: usize, pkt: &Packet) -> Result<(), Error> {
         let track = &mut self.tracks[t];
-        let mut any = false;
-        for unit in nal::units(pkt.data) {
-            any = true;
+        // one scan for start codes: it is most of the cost of a picture
+        let units: Vec<&[u8]> = nal::units(pkt.data).collect();
+        for unit in &units {
             track.take_parameter_set(unit)?;
         }
-        if !any {
+        if units.is_empty() {
             return Err(Error::malformed("video access unit", "no NAL unit"));
         }
         track.rebuild_video_config()?;
@@ -509,7 +509,7 @@ impl Fmp4Packager {
             boxes::NON_SYNC
         };
         let mut first_picture = true;
-        for unit in nal::units(pkt.data) {
+        for &unit in &units {
             let keep = match track.codec {
                 Codec::H264 => {
                     let kind = avc::nal_type(unit);
