@@ -8,7 +8,40 @@
 //! The codec configuration each init segment carries (avcC, hvcC,
 //! AudioSpecificConfig) is read from the bitstream itself:
 //! [`avc`], [`hevc`] and [`aac`] parse what is needed of it; [`boxes`] builds
-//! the ISOBMFF boxes with the `mp4-atom` crate.
+//! the ISOBMFF boxes with the `mp4-atom` crate (its module docs give the
+//! brands and why).
+//!
+//! # Call order
+//! One [`Fmp4Packager`] per rendition. For each demuxed packet: if the
+//! cutter starts a segment at it, [`Fmp4Packager::on_cut`] first (with the
+//! packet's unwrapped PTS: the segmenter's `Cut::pts` is the raw 33-bit
+//! value), then [`Fmp4Packager::on_packet`]; after either,
+//! [`Fmp4Packager::take_ready`] hands over what is complete: store each
+//! [`Output::Init`] before any playlist names it (`EXT-X-MAP`), then its
+//! segments. At the end, [`Fmp4Packager::finish`] and a last `take_ready`.
+//! Errors from `on_packet` concern that packet only (it is dropped); those
+//! of `new` name a stream the caller must refuse or ignore.
+//!
+//! ```
+//! use live_upload::fmp4::{Cut, Fmp4Packager, Output, Packet, StreamKind};
+//!
+//! let mut packager = Fmp4Packager::new(&[StreamKind::from_codec_name("aac")])?;
+//! // a PES payload of two ADTS frames: 48 kHz stereo AAC LC, 4 bytes each
+//! let frame = [0xff, 0xf1, 0x4c, 0x80, 0x01, 0x7f, 0xfc, 1, 2, 3, 4];
+//! let pes = [frame, frame].concat();
+//! let mut stored = Vec::new();
+//! for (n, pts) in [900_000i64, 903_840, 907_680].into_iter().enumerate() {
+//!     let sequence = n as u64 + 1;
+//!     packager.on_cut(Cut { pts, sequence, discontinuity: false })?;
+//!     packager.on_packet(Packet { stream: 0, dts: pts, pts, key: true, data: &pes })?;
+//!     stored.extend(packager.take_ready());
+//! }
+//! packager.finish()?;
+//! stored.extend(packager.take_ready());
+//! assert!(matches!(&stored[0], Output::Init(init) if init.codecs == "mp4a.40.2"));
+//! assert!(matches!(&stored[3], Output::Segment(s) if s.sequence == 3 && s.init_id == 1));
+//! # Ok::<(), live_upload::fmp4::Error>(())
+//! ```
 
 pub mod aac;
 pub mod avc;
