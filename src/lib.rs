@@ -3,12 +3,15 @@
 //!
 //! Two threads joined by one bounded channel: the [`segmenter`] (libav)
 //! writes segment files to a spool directory and sends a
-//! [`segmenter::SegmentReady`] for each; the [`uploader`] stores each one and
-//! then publishes the [`playlist`] that lists it.
+//! [`media::SegmentReady`] for each; the [`uploader`] stores each one and
+//! then publishes the [`playlist`] that lists it. [`media`] holds the types
+//! they share; [`fmp4`] is the pure fMP4/CMAF packager (not yet wired into
+//! the segmenter).
 
 pub mod channel;
 pub mod cli;
 pub mod clip;
+pub mod fmp4;
 pub mod media;
 pub mod playlist;
 pub mod resume;

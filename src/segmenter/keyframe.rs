@@ -30,7 +30,7 @@ pub fn is_keyframe(codec: Codec, data: &[u8]) -> Option<bool> {
 }
 
 /// The position after the next `00 00 01` start code at or after `from`.
-fn next_start(data: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn next_start(data: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i + 3 <= data.len() {
         if data[i + 2] > 1 {
@@ -113,7 +113,7 @@ fn sei_has_recovery_point(rbsp: &[u8]) -> bool {
 }
 
 /// Removes emulation prevention bytes (`00 00 03` becomes `00 00`).
-fn unescape(nal: &[u8]) -> Vec<u8> {
+pub(crate) fn unescape(nal: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nal.len());
     let mut zeros = 0;
     for &b in nal {
