@@ -623,33 +623,3 @@ fn a_new_resolution_after_a_reset_gets_a_new_init() {
     }
     assert_eq!(frames, count_frames(&a, "v") + count_frames(&b, "v"));
 }
-
-/// The cost of packaging: 60 s of 720p30 H.264 at ~4 Mbit/s with AAC.
-/// `cargo test --test fmp4_core -- --ignored --nocapture` (add
-/// `--config 'profile.dev.package.live_upload.opt-level=3' --config
-/// 'profile.dev.package.mp4-atom.opt-level=3'` for optimised code).
-#[test]
-#[ignore]
-fn packaging_cost() {
-    let dir = tempfile::tempdir().unwrap();
-    let ts_path = dir.path().join("in.ts");
-    make(
-        &ts_path,
-        60,
-        Some(("h264", "1280x720")),
-        &["-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M"],
-    );
-    let size = std::fs::metadata(&ts_path).unwrap().len();
-    let run = package(&ts_path);
-    let bytes: usize = run.segments.iter().map(|(s, _)| s.bytes.len()).sum();
-    eprintln!(
-        "60 s, {:.1} MB of TS in {} PES packets: packaged in {:?} ({:.2} ms per second of media) \
-         into {} segments, {:.1} MB",
-        size as f64 / 1e6,
-        run.packets,
-        run.elapsed,
-        run.elapsed.as_secs_f64() * 1000.0 / 60.0,
-        run.segments.len(),
-        bytes as f64 / 1e6
-    );
-}
