@@ -223,6 +223,7 @@ mod tests {
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             packaging: crate::media::Packaging::Ts,
+            init: None,
         }
     }
 

@@ -1,13 +1,13 @@
 //! What the channel from the segmenter to the publisher carries.
 
-use super::rendition::RenditionId;
-use super::segment::SegmentReady;
+use super::segment::{InitReady, SegmentReady};
 
-/// One message on the channel, tagged by rendition.
+/// One message on the channel. The end of the stream is the channel's
+/// closing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A finished media segment in the spool directory.
+    /// An init segment, sent before the first segment that needs it.
+    Init(InitReady),
+    /// A finished media segment.
     Segment(SegmentReady),
-    /// No more segments will come for this rendition.
-    End(RenditionId),
 }

@@ -20,5 +20,5 @@ pub mod time;
 pub use event::Event;
 pub use packaging::Packaging;
 pub use rendition::RenditionId;
-pub use segment::SegmentReady;
+pub use segment::{InitReady, SegmentReady};
 pub use time::{MediaDuration, MediaTime, RawPts};

@@ -82,21 +82,15 @@ pub struct SegmenterSummary {
     pub router: router::RouterStats,
 }
 
-/// The file name of a segment: `<prefix>-<NNNNN>.ts`.
+/// The file name of a TS segment: `<prefix>-<NNNNN>.ts`.
 pub fn segment_name(prefix: &str, sequence: u64) -> String {
-    format!("{prefix}-{sequence:05}.ts")
+    crate::media::segment::segment_name(prefix, sequence, crate::media::Packaging::Ts)
 }
 
-/// The number in a segment file name made by [`segment_name`].
+/// The number in a segment file name made by [`segment_name`] (either
+/// packaging).
 pub fn segment_number(name: &str, prefix: &str) -> Option<u64> {
-    let digits = name
-        .strip_prefix(prefix)?
-        .strip_prefix('-')?
-        .strip_suffix(".ts")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    crate::media::segment::segment_number(name, prefix)
 }
 
 struct StreamMeta {
@@ -344,6 +338,7 @@ impl Announcer {
             discontinuity: t.discontinuity,
             program_date_time: t.program_date_time,
             packaging: crate::media::Packaging::Ts,
+            init: None,
         };
         log::debug!(
             "segment {} ready: {} s, {} bytes{}{}",

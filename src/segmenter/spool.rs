@@ -69,6 +69,7 @@ fn parse_meta(text: &str, path: &Path, name: &str) -> Option<SegmentReady> {
             .with_timezone(&Utc),
         // the spool holds the segments of this packaging only (see scan)
         packaging: crate::media::Packaging::Ts,
+        init: None,
     })
 }
 
@@ -127,6 +128,7 @@ mod tests {
             discontinuity: n == 3,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, n as u32).unwrap(),
             packaging: crate::media::Packaging::Ts,
+            init: None,
         }
     }
 

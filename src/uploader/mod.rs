@@ -601,6 +601,7 @@ mod tests {
             discontinuity: false,
             program_date_time: Utc::now(),
             packaging: crate::media::Packaging::Ts,
+            init: None,
         }
     }
 

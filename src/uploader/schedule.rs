@@ -551,6 +551,7 @@ mod tests {
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 20, 0, 0).unwrap(),
             packaging: crate::media::Packaging::Ts,
+            init: None,
         }
     }
 
