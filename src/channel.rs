@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::Notify;
 
-use crate::media::SegmentReady;
+use crate::media::{Event, InitReady, SegmentReady};
 
 /// Creates the channel with room for `capacity` waiting segments.
 pub fn bounded(capacity: usize) -> (Outbox, Inbox) {
@@ -24,7 +24,7 @@ pub fn bounded(capacity: usize) -> (Outbox, Inbox) {
 
 /// The segmenter's end.
 pub struct Outbox {
-    tx: Option<Sender<SegmentReady>>,
+    tx: Option<Sender<Event>>,
     bell: Arc<Notify>,
 }
 
@@ -33,10 +33,11 @@ pub struct Outbox {
 pub struct Closed;
 
 impl Outbox {
-    /// Sends a segment, waiting while the channel is full.
-    pub fn send(&self, seg: SegmentReady) -> Result<(), Closed> {
+    /// Sends a segment or an init segment, waiting while the channel is
+    /// full.
+    pub fn send(&self, event: impl Into<Event>) -> Result<(), Closed> {
         let tx = self.tx.as_ref().ok_or(Closed)?;
-        tx.send(seg).map_err(|_| Closed)?;
+        tx.send(event.into()).map_err(|_| Closed)?;
         self.bell.notify_one();
         Ok(())
     }
@@ -53,6 +54,7 @@ impl Drop for Outbox {
 /// What the uploader finds in its inbox.
 #[derive(Debug)]
 pub enum Received {
+    Init(InitReady),
     Segment(SegmentReady),
     Empty,
     /// The segmenter finished: no more segments will come.
@@ -61,14 +63,15 @@ pub enum Received {
 
 /// The uploader's end.
 pub struct Inbox {
-    rx: Receiver<SegmentReady>,
+    rx: Receiver<Event>,
     bell: Arc<Notify>,
 }
 
 impl Inbox {
     pub fn try_recv(&self) -> Received {
         match self.rx.try_recv() {
-            Ok(seg) => Received::Segment(seg),
+            Ok(Event::Segment(seg)) => Received::Segment(seg),
+            Ok(Event::Init(init)) => Received::Init(init),
             Err(TryRecvError::Empty) => Received::Empty,
             Err(TryRecvError::Disconnected) => Received::Ended,
         }

@@ -267,6 +267,7 @@ fn segmenter_config(
         first_discontinuity,
         program: cfg.program,
         input_timeout: cfg.input_timeout,
+        packaging: live_upload::media::Packaging::Ts,
         clock: Box::new(chrono::Utc::now),
     }
 }

@@ -11,3 +11,15 @@ pub enum Event {
     /// A finished media segment.
     Segment(SegmentReady),
 }
+
+impl From<SegmentReady> for Event {
+    fn from(seg: SegmentReady) -> Event {
+        Event::Segment(seg)
+    }
+}
+
+impl From<InitReady> for Event {
+    fn from(init: InitReady) -> Event {
+        Event::Init(init)
+    }
+}

@@ -45,6 +45,10 @@ pub struct Cut {
     /// (not after a reset): the router gives audio frames from this time on
     /// to the new segment.
     pub pts: Option<i64>,
+    /// Where the new segment starts on the unwrapped timeline.
+    pub start: i64,
+    /// The new segment starts after a timestamp reset.
+    pub discontinuity: bool,
     /// The timing of the segment that this cut ends, if one was open.
     pub closed: Option<SegmentTiming>,
 }
@@ -120,6 +124,9 @@ pub struct Cutter {
     /// A cut without a keyframe at the limit, made only if no keyframe
     /// comes in time (no interval was known to judge by).
     held: Option<CutAt>,
+    /// The unwrapped decode and presentation time of the packet observed
+    /// last (`None` when it had no timestamp).
+    times: Option<(i64, i64)>,
 }
 
 /// Where a segment may start.
@@ -165,11 +172,19 @@ impl Cutter {
             last_keyframe: None,
             longest_interval: None,
             held: None,
+            times: None,
         }
+    }
+
+    /// The unwrapped (decode, presentation) time of the packet just
+    /// observed, on the timeline the cuts use; `None` without a timestamp.
+    pub fn times(&self) -> Option<(i64, i64)> {
+        self.times
     }
 
     /// Feeds one demuxed packet; returns a cut when a segment starts here.
     pub fn observe(&mut self, pkt: &PacketInfo) -> Option<Cut> {
+        self.times = None;
         let raw = pkt.dts.or(pkt.pts)?;
         let stream = self.streams.get_mut(pkt.stream)?;
         // a stream's first timestamp joins the others' timeline, also when
@@ -181,6 +196,7 @@ impl Cutter {
         }
         // libav may have wrapped only one of the two (DTS 2^33 - 3000, PTS 3003)
         let pts = u.ticks + pkt.pts.map_or(0, |p| pts_diff(p, raw));
+        self.times = Some((u.ticks, pts));
         if let Some(last) = stream.last_dts.filter(|_| !u.reset) {
             if u.ticks > last {
                 stream.step = u.ticks - last;
@@ -424,6 +440,8 @@ impl Cutter {
             pos,
             sequence,
             pts: None,
+            start,
+            discontinuity,
             closed,
         }
     }

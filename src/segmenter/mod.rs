@@ -12,6 +12,7 @@ mod avio;
 pub mod avlog;
 pub mod cutter;
 pub mod keyframe;
+pub mod package;
 pub mod router;
 pub mod source;
 pub mod spool;
@@ -27,9 +28,12 @@ use ffmpeg_next::format::context::Input;
 use ffmpeg_next::media::Type as Media;
 
 use crate::channel::Outbox;
+use crate::fmp4::StreamKind;
 pub use crate::media::SegmentReady;
+use crate::media::{self, Event, Packaging};
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
+use package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
 use router::{lock, InputBuffer};
 use router::{ClosedSegment, Router};
 
@@ -48,6 +52,8 @@ pub struct SegmenterConfig {
     /// MPEG-TS program number to take; default the first.
     pub program: Option<u16>,
     pub input_timeout: Option<Duration>,
+    /// TS passthrough or fMP4/CMAF.
+    pub packaging: Packaging,
     pub clock: Clock,
 }
 
@@ -65,6 +71,8 @@ pub enum SegmenterError {
     NoSuchProgram(u16, String),
     #[error("input has no audio or video stream")]
     NoStreams,
+    #[error("--format fmp4: {0}")]
+    Unpackageable(String),
     #[error("error reading input: {0}")]
     Read(String),
     #[error("cannot write segment to the spool directory: {0}")]
@@ -102,6 +110,8 @@ struct StreamMeta {
     /// time_base as (num, den)
     time_base: (i64, i64),
     selected: bool,
+    /// libav's codec name (`h264`, `aac`, `mp2`...).
+    codec_name: String,
 }
 
 /// Segments the input until it ends, a stop is requested, or an error.
@@ -131,159 +141,180 @@ pub fn run_reader(
     tx: &Outbox,
     stop: Arc<AtomicBool>,
 ) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
-    let mut summary = SegmenterSummary::default();
-    let fail = |e, s: &SegmenterSummary| Err((e, s.clone()));
+    let mut run = Run {
+        summary: SegmenterSummary::default(),
+        announcer: Announcer {
+            prefix: cfg.segment_prefix.clone(),
+            packaging: cfg.packaging,
+            skipped: 0,
+        },
+        tx,
+    };
     let input = InputBuffer::shared();
     let mut opened = match avio::open(source, input.clone(), stop.clone()) {
         Ok(opened) => opened,
-        Err(e) => return fail(open_error(e, &input, &cfg.input), &summary),
+        Err(e) => return run.fail(open_error(e, &input, &cfg.input)),
     };
     let ictx = opened.input();
-    let format = ictx.format().name().to_string();
-    if format != "mpegts" {
-        return fail(SegmenterError::NotTransportStream(format), &summary);
-    }
-    let (program, streams) = match select_program(ictx, cfg.program) {
-        Ok(v) => v,
-        Err(e) => return fail(e, &summary),
+    let plan = match StreamPlan::of(ictx, cfg.program) {
+        Ok(plan) => plan,
+        Err(e) => return run.fail(e),
     };
-    let anchor = streams
-        .iter()
-        .position(|s| s.selected && s.medium == Media::Video)
-        .or_else(|| {
-            streams
-                .iter()
-                .position(|s| s.selected && s.medium == Media::Audio)
-        });
-    let Some(anchor) = anchor else {
-        return fail(SegmenterError::NoStreams, &summary);
+    let mut packager = match packager(&cfg, &plan, input.clone()) {
+        Ok(p) => p,
+        Err(e) => return run.fail(e),
     };
-    let anchor_is_video = streams[anchor].medium == Media::Video;
-    log::info!(
-        "input: MPEG-TS program {}, {} stream(s), cutting on {} stream {}",
-        program.map_or("(none)".to_string(), |p| p.to_string()),
-        streams.iter().filter(|s| s.selected).count(),
-        if anchor_is_video { "video" } else { "audio" },
-        anchor
-    );
-
     let mut cutter = Cutter::new(CutterConfig {
         target: cfg.target,
-        anchor,
-        anchor_is_video,
-        streams: streams.len(),
+        anchor: plan.anchor,
+        anchor_is_video: plan.anchor_is_video,
+        streams: plan.streams.len(),
         max_segment: cfg.max_segment,
         first_sequence: cfg.first_sequence,
         first_discontinuity: cfg.first_discontinuity,
         clock: cfg.clock,
     });
-    let prefix = cfg.segment_prefix.clone();
-    let mut router = Router::new(
-        &cfg.spool,
-        Box::new(move |n| segment_name(&prefix, n)),
-        program,
-        input.clone(),
-    );
-    let mut announcer = Announcer {
-        prefix: cfg.segment_prefix.clone(),
-        skipped: 0,
+    let ended_by = match run.demux(ictx, &plan, &input, &stop, &mut cutter, packager.as_mut()) {
+        Ok(ended_by) => ended_by,
+        Err(e) => {
+            packager.abandon();
+            return run.fail(e);
+        }
     };
-    let mut send = |closed: Vec<ClosedSegment>, summary: &mut SegmenterSummary| {
-        for c in closed {
-            let Some(ev) = announcer.ready(c)? else {
-                continue;
-            };
-            summary.segments += 1;
-            summary.media_ticks += ev.duration;
-            if tx.send(ev).is_err() {
-                return Err(SegmenterError::UploaderGone);
-            }
-        }
-        Ok(())
-    };
-
-    let mut ended_by: Option<SegmenterError> = None;
-    loop {
-        // a fresh packet each time: av_read_frame does not release what a
-        // reused packet still holds, and dropping a packet unreferences it
-        let mut packet = ffmpeg::Packet::empty();
-        match packet.read(ictx) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let read_err = lock(&input).error.take();
-                ended_by = Some(SegmenterError::Read(match read_err {
-                    Some(io) => io.to_string(),
-                    None => e.to_string(),
-                }));
-                break;
-            }
-        }
-        let index = packet.stream();
-        let Some(meta) = streams.get(index).filter(|s| s.selected) else {
-            continue;
-        };
-        let info = PacketInfo {
-            stream: index,
-            pos: u64::try_from(packet.position()).ok(),
-            pts: packet.pts().map(|t| to_ticks(t, meta.time_base)),
-            dts: packet.dts().map(|t| to_ticks(t, meta.time_base)),
-            // libav, without parsers, takes a PES packet of AAC for one frame
-            duration: match (meta.aac_rate, packet.data()) {
-                (Some(rate), Some(data)) => keyframe::adts_frames(data)
-                    .map(|n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate),
-                _ => None,
-            }
-            .unwrap_or_else(|| to_ticks(packet.duration(), meta.time_base)),
-            key: match (meta.medium, packet.data()) {
-                (Media::Video, Some(data)) => {
-                    keyframe::is_keyframe(meta.codec, data)
-                        // other codecs: the flag the encoder's muxer set on the
-                        // transport packet, or libav's
-                        .or_else(|| {
-                            lock(&input).random_access_at(u64::try_from(packet.position()).ok()?)
-                        })
-                        .unwrap_or(false)
-                        || packet.is_key()
-                }
-                _ => packet.is_key(),
-            },
-        };
-        if let Some(cut) = cutter.observe(&info) {
-            router.add_cut(cut);
-        }
-        if index == anchor {
-            if let Some(pos) = info.pos {
-                // a cut the cutter has not decided yet may still come before it
-                let pos = cutter.hold().map_or(pos, |held| held.min(pos));
-                if let Err(e) = router.route_until(pos) {
-                    router.abandon();
-                    return fail(SegmenterError::Spool(e), &summary);
-                }
-            }
-        }
-        if let Err(e) = send(router.take_closed(), &mut summary) {
-            router.abandon();
-            return fail(e, &summary);
-        }
-    }
-    summary.bytes_in = lock(&input).total;
-    let last = match router.finish(cutter.finish()) {
+    run.summary.bytes_in = lock(&input).total;
+    let last = match packager.finish(cutter.finish()) {
         Ok(last) => last,
         Err(e) => {
-            router.abandon();
-            return fail(SegmenterError::Spool(e), &summary);
+            packager.abandon();
+            return run.fail(SegmenterError::Spool(e));
         }
     };
-    summary.router = router.stats();
-    if let Err(e) = send(last, &mut summary) {
-        return fail(e, &summary);
+    run.summary.router = packager.stats();
+    if let Err(e) = run.send(last) {
+        return run.fail(e);
     }
-    let stats = summary.router;
-    if stats.truncated_bytes > 0 && !stop.load(Ordering::Relaxed) {
+    warn_about_skipped_input(run.summary.router, stop.load(Ordering::Relaxed));
+    match ended_by {
+        Some(e) => Err((e, run.summary)),
+        None => Ok(run.summary),
+    }
+}
+
+/// The program's streams as the segmenter takes them.
+struct StreamPlan {
+    program: Option<u16>,
+    streams: Vec<StreamMeta>,
+    /// The stream whose packets decide the cuts: the first video stream,
+    /// else the first audio stream.
+    anchor: usize,
+    anchor_is_video: bool,
+}
+
+impl StreamPlan {
+    fn of(ictx: &Input, program: Option<u16>) -> Result<StreamPlan, SegmenterError> {
+        let format = ictx.format().name().to_string();
+        if format != "mpegts" {
+            return Err(SegmenterError::NotTransportStream(format));
+        }
+        let (program, streams) = select_program(ictx, program)?;
+        let first = |medium| {
+            streams
+                .iter()
+                .position(|s| s.selected && s.medium == medium)
+        };
+        let anchor = first(Media::Video)
+            .or_else(|| first(Media::Audio))
+            .ok_or(SegmenterError::NoStreams)?;
+        let anchor_is_video = streams[anchor].medium == Media::Video;
+        log::info!(
+            "input: MPEG-TS program {}, {} stream(s), cutting on {} stream {}",
+            program.map_or("(none)".to_string(), |p| p.to_string()),
+            streams.iter().filter(|s| s.selected).count(),
+            if anchor_is_video { "video" } else { "audio" },
+            anchor
+        );
+        Ok(StreamPlan {
+            program,
+            streams,
+            anchor,
+            anchor_is_video,
+        })
+    }
+}
+
+/// The packager for `cfg.packaging`; fMP4 refuses, here at the start, a
+/// selected audio or video stream whose codec it cannot carry.
+fn packager(
+    cfg: &SegmenterConfig,
+    plan: &StreamPlan,
+    input: Arc<Mutex<InputBuffer>>,
+) -> Result<Box<dyn Packager>, SegmenterError> {
+    let prefix = cfg.segment_prefix.clone();
+    let packaging = cfg.packaging;
+    let name = Box::new(move |n| media::segment::segment_name(&prefix, n, packaging));
+    match cfg.packaging {
+        Packaging::Ts => Ok(Box::new(TsPackager::new(Router::new(
+            &cfg.spool,
+            name,
+            plan.program,
+            input,
+        )))),
+        Packaging::Fmp4 => {
+            let kinds = fmp4_kinds(plan);
+            let packager = crate::fmp4::Fmp4Packager::new(&kinds)
+                .map_err(|e| SegmenterError::Unpackageable(e.to_string()))?;
+            Ok(Box::new(Fmp4Files::new(
+                packager,
+                &cfg.spool,
+                &cfg.segment_prefix,
+                name,
+                !plan.anchor_is_video,
+            )))
+        }
+    }
+}
+
+/// What each input stream is to the fMP4 packager: the cut-deciding video
+/// stream and every selected audio stream are packaged; other video, data
+/// and subtitle streams are left out, with a warning.
+fn fmp4_kinds(plan: &StreamPlan) -> Vec<StreamKind> {
+    plan.streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let packaged = s.selected
+                && match s.medium {
+                    Media::Video => i == plan.anchor,
+                    Media::Audio => true,
+                    _ => false,
+                };
+            if !packaged {
+                if s.selected {
+                    log::warn!(
+                        "--format fmp4: stream {i} ({} {}) is left out",
+                        medium_name(s.medium),
+                        s.codec_name
+                    );
+                }
+                return StreamKind::Ignore;
+            }
+            StreamKind::from_codec_name(&s.codec_name)
+        })
+        .collect()
+}
+
+fn medium_name(m: Media) -> &'static str {
+    match m {
+        Media::Video => "video",
+        Media::Audio => "audio",
+        Media::Subtitle => "subtitle",
+        Media::Data => "data",
+        _ => "other",
+    }
+}
+
+fn warn_about_skipped_input(stats: router::RouterStats, stopped: bool) {
+    if stats.truncated_bytes > 0 && !stopped {
         log::warn!(
             "the input ended in the middle of a TS packet ({} bytes left over)",
             stats.truncated_bytes
@@ -296,18 +327,135 @@ pub fn run_reader(
             stats.error_packets
         );
     }
-    match ended_by {
-        Some(e) => Err((e, summary)),
-        None => Ok(summary),
+}
+
+/// One run's progress: what it announced, and where it announces it.
+struct Run<'a> {
+    summary: SegmenterSummary,
+    announcer: Announcer,
+    tx: &'a Outbox,
+}
+
+impl Run<'_> {
+    fn fail(
+        self,
+        e: SegmenterError,
+    ) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
+        Err((e, self.summary))
+    }
+
+    /// Finalizes finished files in the spool and announces them.
+    fn send(&mut self, finished: Vec<Finished>) -> Result<(), SegmenterError> {
+        for f in finished {
+            let event = match f {
+                Finished::Init(init) => {
+                    log::debug!("init segment {} ready: {}", init.name, init.codecs);
+                    Event::Init(init)
+                }
+                Finished::Segment(c) => {
+                    let Some(ev) = self.announcer.ready(c)? else {
+                        continue;
+                    };
+                    self.summary.segments += 1;
+                    self.summary.media_ticks += ev.duration;
+                    Event::Segment(ev)
+                }
+            };
+            if self.tx.send(event).is_err() {
+                return Err(SegmenterError::UploaderGone);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads packets until the input ends; each goes to the cutter, then to
+    /// the packager. Returns the read error that ended the input, if one did.
+    fn demux(
+        &mut self,
+        ictx: &mut Input,
+        plan: &StreamPlan,
+        input: &Mutex<InputBuffer>,
+        stop: &AtomicBool,
+        cutter: &mut Cutter,
+        packager: &mut dyn Packager,
+    ) -> Result<Option<SegmenterError>, SegmenterError> {
+        loop {
+            // a fresh packet each time: av_read_frame does not release what a
+            // reused packet still holds, and dropping a packet unreferences it
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(ictx) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
+                Err(e) => {
+                    let read_err = lock(input).error.take();
+                    return Ok(Some(SegmenterError::Read(match read_err {
+                        Some(io) => io.to_string(),
+                        None => e.to_string(),
+                    })));
+                }
+            }
+            let index = packet.stream();
+            let Some(meta) = plan.streams.get(index).filter(|s| s.selected) else {
+                continue;
+            };
+            let info = packet_info(&packet, index, meta, input);
+            if let Some(cut) = cutter.observe(&info) {
+                packager.on_cut(cut)?;
+            }
+            packager.on_packet(&Demuxed {
+                info: &info,
+                times: cutter.times(),
+                data: packet.data().unwrap_or_default(),
+                anchor: index == plan.anchor,
+                hold: cutter.hold(),
+            })?;
+            let finished = packager.take_finished()?;
+            self.send(finished)?;
+        }
     }
 }
 
-/// Makes the segments the router finished into the segments announced to
-/// the uploader: named, numbered and finalized in the spool. A segment
-/// without timing is not published: its file is removed and the segments
-/// after it move down a number, so that none is left unused.
+/// What the cutter needs of a demuxed packet: its position, its timestamps
+/// in ticks, its duration and whether it is a keyframe.
+fn packet_info(
+    packet: &ffmpeg::Packet,
+    index: usize,
+    meta: &StreamMeta,
+    input: &Mutex<InputBuffer>,
+) -> PacketInfo {
+    let pos = u64::try_from(packet.position()).ok();
+    PacketInfo {
+        stream: index,
+        pos,
+        pts: packet.pts().map(|t| to_ticks(t, meta.time_base)),
+        dts: packet.dts().map(|t| to_ticks(t, meta.time_base)),
+        // libav, without parsers, takes a PES packet of AAC for one frame
+        duration: match (meta.aac_rate, packet.data()) {
+            (Some(rate), Some(data)) => {
+                keyframe::adts_frames(data).map(|n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate)
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| to_ticks(packet.duration(), meta.time_base)),
+        key: match (meta.medium, packet.data()) {
+            (Media::Video, Some(data)) => {
+                keyframe::is_keyframe(meta.codec, data)
+                    // other codecs: the flag the encoder's muxer set on the
+                    // transport packet, or libav's
+                    .or_else(|| lock(input).random_access_at(pos?))
+                    .unwrap_or(false)
+                    || packet.is_key()
+            }
+            _ => packet.is_key(),
+        },
+    }
+}
+
+/// Names, logs and finalizes each finished segment in the spool.
 struct Announcer {
     prefix: String,
+    packaging: Packaging,
     /// Segments not published so far.
     skipped: u64,
 }
@@ -327,7 +475,7 @@ impl Announcer {
         };
         // the router named the file after its own number; it is renamed below
         let sequence = c.sequence - self.skipped;
-        let name = segment_name(&self.prefix, sequence);
+        let name = media::segment::segment_name(&self.prefix, sequence, self.packaging);
         let ev = SegmentReady {
             sequence,
             path: c.path.with_file_name(&name),
@@ -337,8 +485,8 @@ impl Announcer {
             duration: t.duration,
             discontinuity: t.discontinuity,
             program_date_time: t.program_date_time,
-            packaging: crate::media::Packaging::Ts,
-            init: None,
+            packaging: self.packaging,
+            init: c.init,
         };
         log::debug!(
             "segment {} ready: {} s, {} bytes{}{}",
@@ -428,6 +576,7 @@ fn select_program(
                 aac_rate,
                 time_base: (i64::from(tb.numerator()), i64::from(tb.denominator())),
                 selected: chosen.is_none_or(|p| p.1.contains(&s.index())),
+                codec_name: params.id().name().to_string(),
             }
         })
         .collect();
@@ -480,6 +629,7 @@ pub fn segment_in_memory(
         first_discontinuity: false,
         program: None,
         input_timeout: None,
+        packaging: Packaging::Ts,
         clock: Box::new(chrono::Utc::now),
     };
     let source = Box::new(std::io::Cursor::new(data.to_vec()));
@@ -524,6 +674,7 @@ mod tests {
                 path: dir.path().join(name),
                 bytes: ts::PACKET_SIZE as u64,
                 timing,
+                init: None,
             }
         };
         let timing = cutter::SegmentTiming {
@@ -536,6 +687,7 @@ mod tests {
         };
         let mut announcer = Announcer {
             prefix: "live".into(),
+            packaging: Packaging::Ts,
             skipped: 0,
         };
         assert_eq!(announcer.ready(closed(7, None)).unwrap(), None);

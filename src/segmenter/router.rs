@@ -182,6 +182,8 @@ pub struct ClosedSegment {
     pub path: PathBuf,
     pub bytes: u64,
     pub timing: Option<SegmentTiming>,
+    /// fMP4: the file name of the init segment it needs.
+    pub init: Option<String>,
 }
 
 /// Bytes waiting to go into a segment file, in order.
@@ -299,6 +301,7 @@ impl SegmentFile {
             path: self.path,
             bytes: self.bytes,
             timing: self.timing,
+            init: None,
         })
     }
 }
@@ -907,6 +910,8 @@ mod tests {
             pos,
             sequence,
             pts: None,
+            start: 0,
+            discontinuity: false,
             closed: None,
         }
     }

@@ -349,6 +349,8 @@ impl Uploader {
         loop {
             match inbox.try_recv() {
                 Received::Segment(seg) => self.queue(seg),
+                // fMP4 publishing is not wired in yet (no --format option)
+                Received::Init(init) => log::warn!("init segment {} not published", init.name),
                 Received::Empty => return false,
                 Received::Ended => {
                     self.schedule.input_ended(now());
