@@ -267,7 +267,7 @@ fn segmenter_config(
         first_discontinuity,
         program: cfg.program,
         input_timeout: cfg.input_timeout,
-        packaging: live_upload::media::Packaging::Ts,
+        packaging: cfg.format,
         clock: Box::new(chrono::Utc::now),
     }
 }
@@ -309,6 +309,7 @@ fn outcome(
             Err(match e {
                 SegmenterError::Spool(_) => Failure::Storage(message),
                 SegmenterError::UploaderGone => Failure::Internal(message),
+                SegmenterError::Unpackageable(_) => Failure::Usage(message),
                 _ => Failure::Input(message),
             })
         }

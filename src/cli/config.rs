@@ -29,6 +29,8 @@ pub struct Config {
     pub keep_spool: bool,
     pub fresh: bool,
     pub program: Option<u16>,
+    /// TS or fMP4 segments.
+    pub format: crate::media::Packaging,
     pub input_timeout: Option<std::time::Duration>,
     pub concurrency: usize,
     pub max_spool: u64,
@@ -96,6 +98,7 @@ impl Config {
             keep_spool: o.keep_spool,
             fresh: o.fresh,
             program: o.program,
+            format: o.format.into(),
             concurrency: o.concurrency,
             delete_old: o.delete_old,
             segment_cache_control: o.segment_cache_control,

@@ -13,6 +13,22 @@ use crate::uploader::defaults;
 use crate::uploader::S3Settings;
 pub use config::{ClipConfig, Config};
 
+/// `--format`: how segments are packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Ts,
+    Fmp4,
+}
+
+impl From<Format> for crate::media::Packaging {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Ts => crate::media::Packaging::Ts,
+            Format::Fmp4 => crate::media::Packaging::Fmp4,
+        }
+    }
+}
+
 const EXAMPLES: &str = "\
 Examples:
   # a live encode from a capture device, 6 s segments, published to a local web root
@@ -81,6 +97,11 @@ pub struct Opts {
     /// leftover segments first and never reuses a segment key.
     #[arg(long)]
     pub fresh: bool,
+    /// Segment format: `ts` (the input's own MPEG-TS packets) or `fmp4`
+    /// (CMAF fragmented MP4: an init segment and .m4s media segments;
+    /// H.264, HEVC and AAC only).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Ts)]
+    pub format: Format,
     /// MPEG-TS program number to publish when the input carries several
     /// [default: the first in the PAT].
     #[arg(long, value_name = "NUMBER")]
