@@ -4,11 +4,14 @@
 //! unit, an audio PES several ADTS frames), cuts every ~2 s on keyframes,
 //! and ffmpeg, ffprobe and mp4-atom read back what it wrote.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cmaf::{read_segment, TrackFragment};
 use live_upload::fmp4::packager::MIN_START;
 use live_upload::fmp4::{Cut, Fmp4Packager, Output, Packet, SegmentOut, StreamKind};
 use live_upload::segmenter::keyframe::{is_keyframe, Codec};
@@ -360,49 +363,19 @@ fn min_dts(path: &Path) -> i64 {
         .unwrap()
 }
 
-/// Per segment and track: (track id, tfdt, sum of durations, first sample
-/// flags), read back with mp4-atom; checks each trun's data offset lands in
-/// the mdat.
-fn read_segment(bytes: &[u8]) -> Vec<(u32, u64, u64, Option<u32>)> {
-    let mut buf = bytes;
-    let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
-        panic!("a segment starts with moof")
-    };
-    let moof_len = bytes.len() - buf.len();
-    let Any::Mdat(mdat) = Any::decode(&mut buf).unwrap() else {
-        panic!("then mdat")
-    };
-    assert!(buf.is_empty());
-    let mut expected_offset = moof_len + 8;
-    moof.traf
-        .iter()
-        .map(|t| {
-            let trun = &t.trun[0];
-            let TrunSamples::Explicit(e) = &trun.samples else {
-                panic!("explicit samples")
-            };
-            assert_eq!(trun.data_offset, Some(expected_offset as i32));
-            let size: usize = e.iter().map(|s| s.size.unwrap() as usize).sum();
-            expected_offset += size;
-            assert!(expected_offset <= moof_len + 8 + mdat.data.len());
-            let flags = e[0].flags.or(t.tfhd.default_sample_flags);
-            (
-                t.tfhd.track_id,
-                t.tfdt.as_ref().unwrap().base_media_decode_time,
-                e.iter().map(|s| u64::from(s.duration.unwrap())).sum(),
-                flags,
-            )
-        })
-        .collect()
-}
-
 /// tfdt of each segment is the previous one's plus its durations, per
 /// track; returns the tfdt values of track 1.
 fn check_continuity(run: &Packaged) -> Vec<u64> {
     let mut next: HashMap<u32, u64> = HashMap::new();
     let mut first_track = Vec::new();
     for (s, _) in &run.segments {
-        for (track, tfdt, duration, flags) in read_segment(&s.bytes) {
+        for TrackFragment {
+            track,
+            decode_time: tfdt,
+            duration,
+            first_flags: flags,
+        } in read_segment(&s.bytes)
+        {
             if let Some(expected) = next.get(&track) {
                 assert_eq!(
                     tfdt, *expected,

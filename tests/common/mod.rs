@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cmaf;
 pub mod garage;
 pub mod http;
 pub mod proxy;
@@ -395,7 +396,20 @@ pub fn check_playlists(
             Ok(p) => p,
             Err(e) => panic!("version {versions} does not parse ({e:?}):\n{text}"),
         };
-        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n"), "{text}");
+        // fMP4 playlists name their init segments with EXT-X-MAP, which
+        // needs version 6; TS playlists need 3 (decimal EXTINF)
+        let mapped = text.contains("#EXT-X-MAP:");
+        let version = if mapped { 6 } else { 3 };
+        assert!(
+            text.starts_with(&format!("#EXTM3U\n#EXT-X-VERSION:{version}\n")),
+            "{text}"
+        );
+        if mapped {
+            assert!(
+                text.find("#EXT-X-MAP:") < text.find("#EXTINF:"),
+                "EXT-X-MAP comes before the first segment:\n{text}"
+            );
+        }
         assert!(
             pl.playlist_type.is_none(),
             "a live playlist has no PLAYLIST-TYPE"
@@ -500,6 +514,17 @@ pub fn check_playlists(
                 stored.contains(&key),
                 "{key} listed before it was stored:\n{text}"
             );
+            if let Some(map) = &seg.map {
+                let key = if key_prefix.is_empty() {
+                    map.uri.clone()
+                } else {
+                    format!("{key_prefix}/{}", map.uri)
+                };
+                assert!(
+                    stored.contains(&key),
+                    "init segment {key} named before it was stored:\n{text}"
+                );
+            }
             let sequence = pl.media_sequence + i as u64;
             let listed = Listed {
                 sequence,
