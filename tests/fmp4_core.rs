@@ -248,6 +248,8 @@ fn package(ts_path: &Path) -> Packaged {
                 assert!(!inits.contains_key(&init.id), "an init id is never reused");
                 let path = dir.path().join(format!("init-{}.mp4", init.id));
                 std::fs::write(&path, &init.bytes).unwrap();
+                let codecs = dir.path().join(format!("init-{}.codecs", init.id));
+                std::fs::write(&codecs, &init.codecs).unwrap();
                 inits.insert(init.id, path);
             }
             Output::Segment(s) => {
@@ -258,6 +260,20 @@ fn package(ts_path: &Path) -> Packaged {
             }
             Output::Empty { sequence } => panic!("segment {sequence} got no sample"),
         }
+    }
+    // FMP4_CORE_KEEP=/some/dir keeps each run's init and segments there
+    if let Ok(keep) = std::env::var("FMP4_CORE_KEEP") {
+        let test = std::thread::current().name().unwrap_or("run").to_string();
+        let into = Path::new(&keep).join(test);
+        std::fs::create_dir_all(&into).unwrap();
+        for path in inits.values().chain(segments.iter().map(|(_, p)| p)) {
+            std::fs::copy(path, into.join(path.file_name().unwrap())).unwrap();
+        }
+        for id in inits.keys() {
+            let codecs = format!("init-{id}.codecs");
+            std::fs::copy(dir.path().join(&codecs), into.join(codecs)).unwrap();
+        }
+        eprintln!("kept in {}", into.display());
     }
     Packaged {
         dir,
