@@ -16,8 +16,9 @@
 //!   kept).
 //! - A segment is ready once every track has passed the next cut (so the
 //!   duration of its last sample is known from the next segment's first),
-//!   or once the input has gone [`LAG`] past the next cut without some
-//!   track passing it (a track that died), or at [`Fmp4Packager::finish`].
+//!   or once the anchor stream has gone [`LAG`] past the next cut without
+//!   some track passing it (a track that died), or at
+//!   [`Fmp4Packager::finish`].
 //!   Audio of an emitted segment that still arrives is dropped (counted in
 //!   [`Fmp4Packager::dropped_frames`]).
 //!
@@ -317,7 +318,9 @@ pub struct Fmp4Packager {
     /// After a reset: the anchor's decode time (90 kHz) at which the new
     /// timeline is to continue, taken at its first sample.
     rebase: Option<i64>,
-    /// The latest DTS fed, 90 kHz.
+    /// The anchor's latest DTS since the last reset, 90 kHz: how far the
+    /// input has got (another stream's clock could be off, or still on the
+    /// timeline before a reset).
     latest: Option<i64>,
     /// The configurations of the last init emitted, per track, and its id.
     last_init: Option<(Vec<Option<TrackConfig>>, u64)>,
@@ -412,6 +415,7 @@ impl Fmp4Packager {
     pub fn on_cut(&mut self, cut: Cut) -> Result<(), Error> {
         self.shift.get_or_insert((MIN_START - cut.pts).max(0));
         if cut.discontinuity {
+            self.latest = None;
             // the old timeline ends here for every track
             for p in &mut self.pending {
                 for run in &mut p.runs {
@@ -461,7 +465,9 @@ impl Fmp4Packager {
             Some(None) => return Ok(()),
             None => return Err(Error::UnknownStream(pkt.stream)),
         };
-        self.latest = Some(self.latest.map_or(pkt.dts, |l| l.max(pkt.dts)));
+        if t == self.anchor {
+            self.latest = Some(self.latest.map_or(pkt.dts, |l| l.max(pkt.dts)));
+        }
         let result = match self.tracks[t].codec {
             Codec::H264 | Codec::Hevc => self.video_packet(t, &pkt),
             Codec::Aac => self.audio_packet(t, &pkt),
@@ -1289,5 +1295,37 @@ mod tests {
         assert_eq!(second[0].1, (900_000 + 8 * 1920) * 44_100 / 90_000);
         assert_eq!(second[0].2, 4);
         assert_eq!(segs[1].duration, 4 * 1024 * 90_000 / 44_100);
+    }
+
+    #[test]
+    fn after_a_reset_back_by_an_hour_audio_is_still_waited_for() {
+        let mut f = Feed::new();
+        let start = 3600 * 90_000;
+        run_av(&mut f, start, 60);
+        // the encoder restarts at 1.4 s; audio keeps coming 0.4 s late
+        let restart = 126_000;
+        let mut next_audio = restart;
+        for i in 0..90 {
+            let pts = restart + i * FRAME;
+            if i % 30 == 0 {
+                f.cut(pts, 3 + (i / 30) as u64, i == 0);
+            }
+            f.video(pts, pts, i % 30 == 0);
+            while next_audio + 8 * AFRAME <= pts - 36_000 {
+                f.audio(next_audio, 8);
+                next_audio += 8 * AFRAME;
+            }
+        }
+        f.finish();
+        let segs = f.segments();
+        assert_eq!(segs.len(), 5);
+        // a second of audio is 46.875 frames: 47 or 46 by their middles;
+        // after the reset 2 fewer, since the old audio ran 2.25 frames past
+        // the old video and the frames that overlap it are dropped (the
+        // audio written 0.4 s late would have been lost, had the hour-old
+        // clock of the other timeline been taken for how far the input got)
+        let counts: Vec<usize> = segs[2..4].iter().map(|s| trafs(&s.bytes)[1].2).collect();
+        assert_eq!(counts, [45, 47]);
+        assert_eq!(f.p.dropped_frames(), 2);
     }
 }
