@@ -12,6 +12,13 @@
 //!   middle lies before the cut belongs to the old segment, wherever it
 //!   arrives (muxers write audio up to ~0.7 s after the video of its time),
 //!   and frames already fed whose middle lies after the cut move over.
+//! - A discontinuity cut (a timestamp reset) puts the anchor on a new
+//!   timeline at once; each other audio stream moves to it when its own
+//!   PTS steps back by more than [`MAX_BACK`] or forward by more than
+//!   [`MAX_FORWARD`], so audio of the old timeline that arrives after the
+//!   cut still goes to the old segment. (One that never steps moves over
+//!   once the old timeline's segments are out; one that steps without a
+//!   reset cut, after [`LAG`].)
 //! - Packets before the first cut are dropped (their parameter sets are
 //!   kept).
 //! - A segment is ready once every track has passed the next cut (so the
@@ -35,9 +42,10 @@
 //! (1024 samples each) and takes the PTS again only when the two drift
 //! apart by more than half a frame: forward, a gap, which the last frame
 //! before it spans; backward, frames that overlap what was already stored,
-//! which are dropped. After a discontinuity cut (a timestamp reset) the
-//! offset is chosen again so that the new timeline continues where the old
-//! one ended: decode times stay continuous across resets too.
+//! which are dropped. Each new timeline (after a reset) gets its own
+//! offset, chosen at its first anchor sample so that it continues where
+//! the old one ended (the anchor's last sample lasting as long as the one
+//! before it): decode times stay continuous across resets too.
 //!
 //! # Codec configuration
 //! Parameter sets (VPS/SPS/PPS) live in the init segment, the AAC
@@ -68,6 +76,12 @@ pub const LAG: i64 = 2 * TICKS_PER_SECOND;
 /// The first cut lies at least this far (90 kHz ticks) from 0 on the decode
 /// timeline; see the module docs.
 pub const MIN_START: i64 = TICKS_PER_SECOND;
+
+/// A step of an audio stream's PTS back by more than this, or forward by
+/// more than [`MAX_FORWARD`], puts it on a new timeline (90 kHz ticks; the
+/// segmenter's cutter calls the same steps of its anchor a reset).
+pub const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
+pub const MAX_FORWARD: i64 = 10 * TICKS_PER_SECOND;
 
 /// What an input stream is to the packager.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +223,8 @@ struct Pending {
     sequence: u64,
     discontinuity: bool,
     cut_pts: i64,
+    /// Resets before it.
+    epoch: usize,
     /// One per track.
     runs: Vec<Run>,
 }
@@ -232,6 +248,12 @@ struct Track {
     /// that its tfdt continues that segment's exactly, and a gap is spanned
     /// by that sample instead.
     resume_exactly: bool,
+    /// Audio: the timeline its frames are on (resets seen in its own
+    /// timestamps), the last frame's PTS, and where the anchor was when it
+    /// last stepped onto a timeline that no cut has started yet.
+    epoch: usize,
+    last_pts: Option<i64>,
+    jumped_at: Option<i64>,
 }
 
 impl Track {
@@ -313,8 +335,12 @@ pub struct Fmp4Packager {
     /// The track whose samples follow the cuts.
     anchor: usize,
     pending: VecDeque<Pending>,
-    /// Added to input timestamps (90 kHz) to give decode times.
-    shift: Option<i64>,
+    /// Added to input timestamps (90 kHz) to give decode times, one per
+    /// timeline (the first set at the first cut, each other at the anchor's
+    /// first sample after the reset that began it).
+    shifts: Vec<i64>,
+    /// The current timeline: resets so far.
+    epoch: usize,
     /// After a reset: the anchor's decode time (90 kHz) at which the new
     /// timeline is to continue, taken at its first sample.
     rebase: Option<i64>,
@@ -370,6 +396,9 @@ impl Fmp4Packager {
                 last_duration: None,
                 next_audio: None,
                 resume_exactly: false,
+                epoch: 0,
+                last_pts: None,
+                jumped_at: None,
             });
         }
         if tracks.is_empty() {
@@ -380,7 +409,8 @@ impl Fmp4Packager {
             tracks,
             by_stream,
             pending: VecDeque::new(),
-            shift: None,
+            shifts: Vec::new(),
+            epoch: 0,
             rebase: None,
             latest: None,
             last_init: None,
@@ -413,28 +443,33 @@ impl Fmp4Packager {
     /// Starts a new segment at `cut` (call it before the packet that
     /// starts it).
     pub fn on_cut(&mut self, cut: Cut) -> Result<(), Error> {
-        self.shift.get_or_insert((MIN_START - cut.pts).max(0));
-        if cut.discontinuity {
+        if self.shifts.is_empty() {
+            self.shifts.push((MIN_START - cut.pts).max(0));
+        } else if cut.discontinuity {
             self.latest = None;
-            // the old timeline ends here for every track
-            for p in &mut self.pending {
-                for run in &mut p.runs {
-                    run.closed = true;
-                }
-            }
-            let a = &self.tracks[self.anchor];
-            if let Some(last) = a.last_decode {
+            // a timeline whose anchor never came keeps the one before's offset
+            let last = *self.shifts.last().unwrap_or(&0);
+            self.shifts.resize(self.epoch + 1, last);
+            self.epoch += 1;
+            let a = &mut self.tracks[self.anchor];
+            // by the contract the anchor's next packet is on the new timeline
+            a.epoch = self.epoch;
+            self.rebase = a.last_decode.map(|last| {
                 let end = match a.codec {
                     Codec::Aac => a.next_audio.unwrap_or(last + i64::from(FRAME_SAMPLES)),
                     _ => last + a.last_duration.unwrap_or(3000),
                 };
-                self.rebase = Some(end * TICKS_PER_SECOND / a.timescale());
+                end * TICKS_PER_SECOND / a.timescale()
+            });
+            if self.rebase.is_none() {
+                self.shifts.push(last);
             }
         }
         let mut next = Pending {
             sequence: cut.sequence,
             discontinuity: cut.discontinuity,
             cut_pts: cut.pts,
+            epoch: self.epoch,
             runs: vec![Run::default(); self.tracks.len()],
         };
         if let (false, Some(prev)) = (cut.discontinuity, self.pending.back_mut()) {
@@ -554,12 +589,11 @@ impl Fmp4Packager {
         if size == 0 {
             return Err(Error::malformed("video access unit", "no picture"));
         }
-        if t == self.anchor {
-            if let Some(target) = self.rebase.take() {
-                self.shift = Some(target - pkt.dts);
-            }
+        if let Some(target) = self.rebase.take() {
+            // the first picture after a reset: its timeline continues the last
+            self.shifts.push(target - pkt.dts);
         }
-        let shift = self.shift.unwrap_or(0);
+        let shift = self.shifts.last().copied().unwrap_or(0);
         let mut decode = (pkt.dts + shift).max(0);
         if let Some(last) = track.last_decode {
             decode = decode.max(last + 1);
@@ -603,29 +637,50 @@ impl Fmp4Packager {
             let rate = i64::from(frame.config.sample_rate);
             let pts = pkt.pts + div_round(samples_before * TICKS_PER_SECOND, rate);
             samples_before += i64::from(FRAME_SAMPLES);
+            if t != self.anchor {
+                let step = track.last_pts.map_or(0, |last| pts - last);
+                if !(-MAX_BACK..=MAX_FORWARD).contains(&step) {
+                    track.epoch += 1;
+                    track.jumped_at = self.latest;
+                }
+                let newest = self.pending.back().map_or(self.epoch, |p| p.epoch);
+                if track.epoch < newest && !self.pending.iter().any(|p| p.epoch == track.epoch) {
+                    // its old timeline is gone: it did not reset with the anchor
+                    track.epoch = newest;
+                }
+                if track.epoch > newest {
+                    let since = *track.jumped_at.get_or_insert(self.latest.unwrap_or(0));
+                    if self.latest.is_some_and(|l| l - since > LAG) {
+                        // a step the cutter did not take for a reset
+                        track.epoch = newest;
+                    }
+                }
+            }
+            track.last_pts = Some(pts);
+            let epoch = track.epoch;
             let middle = pts + half_frame_ticks(track);
-            let Some(index) = self.segment_for(middle) else {
+            let Some(index) = self.segment_for(epoch, middle) else {
                 if !self.pending.is_empty() {
                     self.dropped_frames += 1;
                 }
                 continue;
             };
-            if let Some(target) = self.rebase {
-                if t != self.anchor {
+            if self.shifts.len() <= epoch {
+                if t != self.anchor || self.rebase.is_none() {
                     // by the contract the anchor's packet comes first
                     self.dropped_frames += 1;
                     continue;
                 }
-                self.rebase = None;
-                self.shift = Some(target - pts);
+                let target = self.rebase.take().unwrap_or(0);
+                self.shifts.push(target - pts);
             }
+            let shift = self.shifts[epoch];
             let track = &mut self.tracks[t];
             let run = &mut self.pending[index].runs[t];
             if run.closed || run.config.as_ref().is_some_and(|c| *c != config) {
                 self.dropped_frames += 1;
                 continue;
             }
-            let shift = self.shift.unwrap_or(0);
             let actual = div_round((pts + shift) * rate, TICKS_PER_SECOND).max(0);
             let half = i64::from(FRAME_SAMPLES / 2);
             let decode = match track.next_audio {
@@ -657,15 +712,16 @@ impl Fmp4Packager {
         Ok(())
     }
 
-    /// The pending segment a frame whose middle is at `middle` belongs to:
-    /// the last whose cut is not after it, not looking past a reset.
-    fn segment_for(&self, middle: i64) -> Option<usize> {
+    /// The pending segment an audio frame on timeline `epoch` whose middle
+    /// is at `middle` belongs to: the last of that timeline whose cut is not
+    /// after it.
+    fn segment_for(&self, epoch: usize, middle: i64) -> Option<usize> {
         for (i, p) in self.pending.iter().enumerate().rev() {
-            if p.cut_pts <= middle {
-                return Some(i);
-            }
-            if p.discontinuity {
+            if p.epoch < epoch {
                 return None;
+            }
+            if p.epoch == epoch && p.cut_pts <= middle {
+                return Some(i);
             }
         }
         None
@@ -1188,19 +1244,51 @@ mod tests {
         let (a, b) = (trafs(&segs[0].bytes), trafs(&segs[1].bytes));
         assert_eq!(b[0].1, a[0].1 + a[0].3, "video tfdt continues");
         assert_eq!(segs[1].decode_time, 900_000 + 90_000);
-        // audio: the old run ended 0.15 s before the video; the first frame
-        // after the reset continues it exactly, the next one takes the
-        // timestamps again, so the first spans the gap
+        // audio: the old run ended 0.15 s before the video, and its last
+        // frame lasts until the first of the new timeline
         assert_eq!(b[1].1, a[1].1 + a[1].3);
-        let mut buf = segs[1].bytes.as_slice();
-        let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
-            panic!()
+        let audio_durations = |bytes: &[u8]| -> Vec<u32> {
+            let mut buf = bytes;
+            let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
+                panic!()
+            };
+            let TrunSamples::Explicit(e) = &moof.traf[1].trun[0].samples else {
+                panic!()
+            };
+            e.iter().map(|s| s.duration.unwrap()).collect()
         };
-        let TrunSamples::Explicit(e) = &moof.traf[1].trun[0].samples else {
-            panic!()
-        };
-        assert_eq!(e[0].duration, Some(1024 + 7040));
-        assert_eq!(e[1].duration, Some(1024));
+        let old = audio_durations(&segs[0].bytes);
+        assert_eq!(old.last(), Some(&(1024 + 7040)));
+        assert_eq!(audio_durations(&segs[1].bytes)[0], 1024);
+    }
+
+    #[test]
+    fn audio_of_the_old_timeline_after_a_reset_stays_in_the_old_segment() {
+        let mut f = Feed::new();
+        f.cut(900_000, 1, false);
+        for i in 0..30 {
+            f.video(900_000 + i * FRAME, 900_000 + i * FRAME, i == 0);
+        }
+        f.audio(900_000, 24);
+        // back by 5 s; the last 0.5 s of old audio comes after the new keyframe
+        let restart = 990_000 - 5 * 90_000;
+        f.cut(restart, 2, true);
+        f.video(restart, restart, true);
+        f.audio(900_000 + 24 * AFRAME, 23);
+        assert!(f.segments().is_empty(), "segment 1 waits for its audio");
+        for i in 1..30 {
+            f.video(restart + i * FRAME, restart + i * FRAME, false);
+            if i == 12 {
+                f.audio(restart, 16);
+            }
+        }
+        f.finish();
+        let segs = f.segments();
+        let (a, b) = (trafs(&segs[0].bytes), trafs(&segs[1].bytes));
+        assert_eq!((a[1].2, b[1].2), (47, 16));
+        assert_eq!(b[1].1, a[1].1 + a[1].3);
+        assert_eq!(b[0].1, a[0].1 + a[0].3);
+        assert_eq!(f.p.dropped_frames(), 0);
     }
 
     #[test]
