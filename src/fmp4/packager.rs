@@ -427,6 +427,15 @@ impl Fmp4Packager {
         self
     }
 
+    /// The input stream index of the anchor: the first video stream, else
+    /// the first audio stream. The cuts must follow its packets.
+    pub fn anchor_stream(&self) -> usize {
+        self.by_stream
+            .iter()
+            .position(|t| *t == Some(self.anchor))
+            .unwrap_or(0)
+    }
+
     /// Audio frames dropped so far: late for a segment already emitted,
     /// overlapping earlier frames, or of another configuration than their
     /// segment's.
@@ -1306,6 +1315,7 @@ mod tests {
             Error::NoStreams
         );
         let mut p = Fmp4Packager::new(&[StreamKind::Ignore, StreamKind::H264]).unwrap();
+        assert_eq!(p.anchor_stream(), 1);
         let slice = au(false, BASELINE_SPS);
         let pkt = Packet {
             stream: 1,
