@@ -1426,4 +1426,79 @@ mod tests {
         assert_eq!(counts, [45, 47]);
         assert_eq!(f.p.dropped_frames(), 2);
     }
+
+    #[test]
+    fn hevc_leading_pictures_and_a_cut_without_a_keyframe() {
+        use crate::fmp4::hevc::tests::{MAIN_PPS, MAIN_SPS, MAIN_VPS};
+        let mut p = Fmp4Packager::new(&[StreamKind::Hevc]).unwrap();
+        let unit = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend([0, 0, 0, 1]);
+            out.extend(bytes);
+        };
+        let mut cra = Vec::new();
+        unit(&mut cra, &[0x46, 0x01, 0x50]); // AUD
+        for ps in [MAIN_VPS, MAIN_SPS, MAIN_PPS] {
+            unit(&mut cra, &hex(ps));
+        }
+        unit(&mut cra, &[0x2a, 0x01, 0xaf, 0x11]); // CRA_NUT
+        let rasl = [0, 0, 1, 0x10, 0x01, 0xd0, 0x22]; // RASL_N
+        let trail_r = [0, 0, 1, 0x02, 0x01, 0xd0, 0x33]; // TRAIL_R
+        let feed = |p: &mut Fmp4Packager, dts: i64, key: bool, data: &[u8]| {
+            p.on_packet(Packet {
+                stream: 0,
+                dts,
+                pts: dts,
+                key,
+                data,
+            })
+            .unwrap()
+        };
+        let cut = |p: &mut Fmp4Packager, pts: i64, sequence: u64| {
+            p.on_cut(Cut {
+                pts,
+                sequence,
+                discontinuity: false,
+            })
+            .unwrap()
+        };
+        cut(&mut p, 900_000, 1);
+        feed(&mut p, 900_000, true, &cra);
+        feed(&mut p, 903_000, false, &rasl);
+        // a forced cut: the segment starts with a picture that is no keyframe
+        cut(&mut p, 906_000, 2);
+        feed(&mut p, 906_000, false, &trail_r);
+        p.finish().unwrap();
+        let out = p.take_ready();
+        let Output::Init(init) = &out[0] else {
+            panic!("init first")
+        };
+        assert_eq!(init.codecs, "hvc1.1.6.L63.90");
+        let segs: Vec<&SegmentOut> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Segment(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut buf = segs[0].bytes.as_slice();
+        let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
+            panic!()
+        };
+        let TrunSamples::Explicit(e) = &moof.traf[0].trun[0].samples else {
+            panic!()
+        };
+        let flags: Vec<u32> = e.iter().map(|s| s.flags.unwrap()).collect();
+        assert_eq!(
+            flags,
+            [
+                // whether anything refers to an IRAP picture is not said
+                boxes::SYNC,
+                boxes::NON_SYNC | boxes::LEADING_UNDECODABLE | boxes::NOT_DEPENDED_ON,
+            ]
+        );
+        // AUD and parameter sets are not in the samples: 4 + 4 bytes of CRA
+        assert_eq!(e[0].size, Some(8));
+        assert!(segs[0].starts_with_keyframe);
+        assert!(!segs[1].starts_with_keyframe);
+    }
 }
