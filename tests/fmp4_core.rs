@@ -251,6 +251,8 @@ fn package(ts_path: &Path) -> Packaged {
                 assert!(!inits.contains_key(&init.id), "an init id is never reused");
                 let path = dir.path().join(format!("init-{}.mp4", init.id));
                 std::fs::write(&path, &init.bytes).unwrap();
+                let codecs = dir.path().join(format!("init-{}.codecs", init.id));
+                std::fs::write(&codecs, &init.codecs).unwrap();
                 inits.insert(init.id, path);
             }
             Output::Segment(s) => {
@@ -261,6 +263,20 @@ fn package(ts_path: &Path) -> Packaged {
             }
             Output::Empty { sequence } => panic!("segment {sequence} got no sample"),
         }
+    }
+    // FMP4_CORE_KEEP=/some/dir keeps each run's init and segments there
+    if let Ok(keep) = std::env::var("FMP4_CORE_KEEP") {
+        let test = std::thread::current().name().unwrap_or("run").to_string();
+        let into = Path::new(&keep).join(test);
+        std::fs::create_dir_all(&into).unwrap();
+        for path in inits.values().chain(segments.iter().map(|(_, p)| p)) {
+            std::fs::copy(path, into.join(path.file_name().unwrap())).unwrap();
+        }
+        for id in inits.keys() {
+            let codecs = format!("init-{id}.codecs");
+            std::fs::copy(dir.path().join(&codecs), into.join(codecs)).unwrap();
+        }
+        eprintln!("kept in {}", into.display());
     }
     Packaged {
         dir,
@@ -581,7 +597,7 @@ fn a_new_resolution_after_a_reset_gets_a_new_init() {
     assert_eq!((avc1.visual.width, avc1.visual.height), (480, 270));
     // decode times go on across the reset
     check_continuity(&run);
-    let mut frames = 0;
+    let (mut frames, mut audio) = (0, 0);
     for id in [1, 2] {
         let mut parts: Vec<&Path> = vec![&run.inits[&id]];
         parts.extend(
@@ -593,6 +609,13 @@ fn a_new_resolution_after_a_reset_gets_a_new_init() {
         let part = concat(&run, &format!("part-{id}.mp4"), &parts);
         assert_eq!(decode_errors(&part), "");
         frames += count_frames(&part, "v");
+        audio += count_frames(&part, "a");
     }
     assert_eq!(frames, count_frames(&a, "v") + count_frames(&b, "v"));
+    let audio_in = count_frames(&a, "a") + count_frames(&b, "a");
+    eprintln!(
+        "audio frames across the splice: {audio} of {audio_in}, {} dropped",
+        run.dropped
+    );
+    assert!(audio + 4 >= audio_in, "audio frames: {audio} of {audio_in}");
 }

@@ -267,7 +267,7 @@ impl HevcConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -280,10 +280,10 @@ mod tests {
     // Parameter sets written by libx265 (FFmpeg 5.1), extracted from
     // `ffmpeg -f lavfi -i testsrc2=... -c:v libx265 -f hevc`.
     /// Main, 642x362 (coded 648x368, conformance window 3+3 chroma units).
-    const MAIN_VPS: &str = "40010c01ffff01600000030090000003000003003f959809";
-    const MAIN_SPS: &str =
+    pub(crate) const MAIN_VPS: &str = "40010c01ffff01600000030090000003000003003f959809";
+    pub(crate) const MAIN_SPS: &str =
         "42010101600000030090000003000003003fa005120171c9265959a4932bc05a020000030002000003003210";
-    const MAIN_PPS: &str = "4401c172b46240";
+    pub(crate) const MAIN_PPS: &str = "4401c172b46240";
     /// Format range extensions, 4:4:4 10-bit, 320x240.
     const REXT_SPS: &str =
         "4201010408000003009c0800000300003c90014101e26cb2b349265780b4040000030004000003006420";

@@ -12,12 +12,20 @@
 //!   middle lies before the cut belongs to the old segment, wherever it
 //!   arrives (muxers write audio up to ~0.7 s after the video of its time),
 //!   and frames already fed whose middle lies after the cut move over.
+//! - A discontinuity cut (a timestamp reset) puts the anchor on a new
+//!   timeline at once; each other audio stream moves to it when its own
+//!   PTS steps back by more than [`MAX_BACK`] or forward by more than
+//!   [`MAX_FORWARD`], so audio of the old timeline that arrives after the
+//!   cut still goes to the old segment. (One that never steps moves over
+//!   once the old timeline's segments are out; one that steps without a
+//!   reset cut, after [`LAG`].)
 //! - Packets before the first cut are dropped (their parameter sets are
 //!   kept).
 //! - A segment is ready once every track has passed the next cut (so the
 //!   duration of its last sample is known from the next segment's first),
-//!   or once the input has gone [`LAG`] past the next cut without some
-//!   track passing it (a track that died), or at [`Fmp4Packager::finish`].
+//!   or once the anchor stream has gone [`LAG`] past the next cut without
+//!   some track passing it (a track that died), or at
+//!   [`Fmp4Packager::finish`].
 //!   Audio of an emitted segment that still arrives is dropped (counted in
 //!   [`Fmp4Packager::dropped_frames`]).
 //!
@@ -34,9 +42,10 @@
 //! (1024 samples each) and takes the PTS again only when the two drift
 //! apart by more than half a frame: forward, a gap, which the last frame
 //! before it spans; backward, frames that overlap what was already stored,
-//! which are dropped. After a discontinuity cut (a timestamp reset) the
-//! offset is chosen again so that the new timeline continues where the old
-//! one ended: decode times stay continuous across resets too.
+//! which are dropped. Each new timeline (after a reset) gets its own
+//! offset, chosen at its first anchor sample so that it continues where
+//! the old one ended (the anchor's last sample lasting as long as the one
+//! before it): decode times stay continuous across resets too.
 //!
 //! # Codec configuration
 //! Parameter sets (VPS/SPS/PPS) live in the init segment, the AAC
@@ -67,6 +76,12 @@ pub const LAG: i64 = 2 * TICKS_PER_SECOND;
 /// The first cut lies at least this far (90 kHz ticks) from 0 on the decode
 /// timeline; see the module docs.
 pub const MIN_START: i64 = TICKS_PER_SECOND;
+
+/// A step of an audio stream's PTS back by more than this, or forward by
+/// more than [`MAX_FORWARD`], puts it on a new timeline (90 kHz ticks; the
+/// segmenter's cutter calls the same steps of its anchor a reset).
+pub const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
+pub const MAX_FORWARD: i64 = 10 * TICKS_PER_SECOND;
 
 /// What an input stream is to the packager.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +223,8 @@ struct Pending {
     sequence: u64,
     discontinuity: bool,
     cut_pts: i64,
+    /// Resets before it.
+    epoch: usize,
     /// One per track.
     runs: Vec<Run>,
 }
@@ -231,6 +248,12 @@ struct Track {
     /// that its tfdt continues that segment's exactly, and a gap is spanned
     /// by that sample instead.
     resume_exactly: bool,
+    /// Audio: the timeline its frames are on (resets seen in its own
+    /// timestamps), the last frame's PTS, and where the anchor was when it
+    /// last stepped onto a timeline that no cut has started yet.
+    epoch: usize,
+    last_pts: Option<i64>,
+    jumped_at: Option<i64>,
 }
 
 impl Track {
@@ -312,12 +335,18 @@ pub struct Fmp4Packager {
     /// The track whose samples follow the cuts.
     anchor: usize,
     pending: VecDeque<Pending>,
-    /// Added to input timestamps (90 kHz) to give decode times.
-    shift: Option<i64>,
+    /// Added to input timestamps (90 kHz) to give decode times, one per
+    /// timeline (the first set at the first cut, each other at the anchor's
+    /// first sample after the reset that began it).
+    shifts: Vec<i64>,
+    /// The current timeline: resets so far.
+    epoch: usize,
     /// After a reset: the anchor's decode time (90 kHz) at which the new
     /// timeline is to continue, taken at its first sample.
     rebase: Option<i64>,
-    /// The latest DTS fed, 90 kHz.
+    /// The anchor's latest DTS since the last reset, 90 kHz: how far the
+    /// input has got (another stream's clock could be off, or still on the
+    /// timeline before a reset).
     latest: Option<i64>,
     /// The configurations of the last init emitted, per track, and its id.
     last_init: Option<(Vec<Option<TrackConfig>>, u64)>,
@@ -367,6 +396,9 @@ impl Fmp4Packager {
                 last_duration: None,
                 next_audio: None,
                 resume_exactly: false,
+                epoch: 0,
+                last_pts: None,
+                jumped_at: None,
             });
         }
         if tracks.is_empty() {
@@ -377,7 +409,8 @@ impl Fmp4Packager {
             tracks,
             by_stream,
             pending: VecDeque::new(),
-            shift: None,
+            shifts: Vec::new(),
+            epoch: 0,
             rebase: None,
             latest: None,
             last_init: None,
@@ -392,6 +425,15 @@ impl Fmp4Packager {
     pub fn with_first_init_id(mut self, id: u64) -> Self {
         self.next_init_id = id;
         self
+    }
+
+    /// The input stream index of the anchor: the first video stream, else
+    /// the first audio stream. The cuts must follow its packets.
+    pub fn anchor_stream(&self) -> usize {
+        self.by_stream
+            .iter()
+            .position(|t| *t == Some(self.anchor))
+            .unwrap_or(0)
     }
 
     /// Audio frames dropped so far: late for a segment already emitted,
@@ -410,27 +452,33 @@ impl Fmp4Packager {
     /// Starts a new segment at `cut` (call it before the packet that
     /// starts it).
     pub fn on_cut(&mut self, cut: Cut) -> Result<(), Error> {
-        self.shift.get_or_insert((MIN_START - cut.pts).max(0));
-        if cut.discontinuity {
-            // the old timeline ends here for every track
-            for p in &mut self.pending {
-                for run in &mut p.runs {
-                    run.closed = true;
-                }
-            }
-            let a = &self.tracks[self.anchor];
-            if let Some(last) = a.last_decode {
+        if self.shifts.is_empty() {
+            self.shifts.push((MIN_START - cut.pts).max(0));
+        } else if cut.discontinuity {
+            self.latest = None;
+            // a timeline whose anchor never came keeps the one before's offset
+            let last = *self.shifts.last().unwrap_or(&0);
+            self.shifts.resize(self.epoch + 1, last);
+            self.epoch += 1;
+            let a = &mut self.tracks[self.anchor];
+            // by the contract the anchor's next packet is on the new timeline
+            a.epoch = self.epoch;
+            self.rebase = a.last_decode.map(|last| {
                 let end = match a.codec {
                     Codec::Aac => a.next_audio.unwrap_or(last + i64::from(FRAME_SAMPLES)),
                     _ => last + a.last_duration.unwrap_or(3000),
                 };
-                self.rebase = Some(end * TICKS_PER_SECOND / a.timescale());
+                end * TICKS_PER_SECOND / a.timescale()
+            });
+            if self.rebase.is_none() {
+                self.shifts.push(last);
             }
         }
         let mut next = Pending {
             sequence: cut.sequence,
             discontinuity: cut.discontinuity,
             cut_pts: cut.pts,
+            epoch: self.epoch,
             runs: vec![Run::default(); self.tracks.len()],
         };
         if let (false, Some(prev)) = (cut.discontinuity, self.pending.back_mut()) {
@@ -461,7 +509,9 @@ impl Fmp4Packager {
             Some(None) => return Ok(()),
             None => return Err(Error::UnknownStream(pkt.stream)),
         };
-        self.latest = Some(self.latest.map_or(pkt.dts, |l| l.max(pkt.dts)));
+        if t == self.anchor {
+            self.latest = Some(self.latest.map_or(pkt.dts, |l| l.max(pkt.dts)));
+        }
         let result = match self.tracks[t].codec {
             Codec::H264 | Codec::Hevc => self.video_packet(t, &pkt),
             Codec::Aac => self.audio_packet(t, &pkt),
@@ -548,12 +598,11 @@ impl Fmp4Packager {
         if size == 0 {
             return Err(Error::malformed("video access unit", "no picture"));
         }
-        if t == self.anchor {
-            if let Some(target) = self.rebase.take() {
-                self.shift = Some(target - pkt.dts);
-            }
+        if let Some(target) = self.rebase.take() {
+            // the first picture after a reset: its timeline continues the last
+            self.shifts.push(target - pkt.dts);
         }
-        let shift = self.shift.unwrap_or(0);
+        let shift = self.shifts.last().copied().unwrap_or(0);
         let mut decode = (pkt.dts + shift).max(0);
         if let Some(last) = track.last_decode {
             decode = decode.max(last + 1);
@@ -597,29 +646,50 @@ impl Fmp4Packager {
             let rate = i64::from(frame.config.sample_rate);
             let pts = pkt.pts + div_round(samples_before * TICKS_PER_SECOND, rate);
             samples_before += i64::from(FRAME_SAMPLES);
+            if t != self.anchor {
+                let step = track.last_pts.map_or(0, |last| pts - last);
+                if !(-MAX_BACK..=MAX_FORWARD).contains(&step) {
+                    track.epoch += 1;
+                    track.jumped_at = self.latest;
+                }
+                let newest = self.pending.back().map_or(self.epoch, |p| p.epoch);
+                if track.epoch < newest && !self.pending.iter().any(|p| p.epoch == track.epoch) {
+                    // its old timeline is gone: it did not reset with the anchor
+                    track.epoch = newest;
+                }
+                if track.epoch > newest {
+                    let since = *track.jumped_at.get_or_insert(self.latest.unwrap_or(0));
+                    if self.latest.is_some_and(|l| l - since > LAG) {
+                        // a step the cutter did not take for a reset
+                        track.epoch = newest;
+                    }
+                }
+            }
+            track.last_pts = Some(pts);
+            let epoch = track.epoch;
             let middle = pts + half_frame_ticks(track);
-            let Some(index) = self.segment_for(middle) else {
+            let Some(index) = self.segment_for(epoch, middle) else {
                 if !self.pending.is_empty() {
                     self.dropped_frames += 1;
                 }
                 continue;
             };
-            if let Some(target) = self.rebase {
-                if t != self.anchor {
+            if self.shifts.len() <= epoch {
+                if t != self.anchor || self.rebase.is_none() {
                     // by the contract the anchor's packet comes first
                     self.dropped_frames += 1;
                     continue;
                 }
-                self.rebase = None;
-                self.shift = Some(target - pts);
+                let target = self.rebase.take().unwrap_or(0);
+                self.shifts.push(target - pts);
             }
+            let shift = self.shifts[epoch];
             let track = &mut self.tracks[t];
             let run = &mut self.pending[index].runs[t];
             if run.closed || run.config.as_ref().is_some_and(|c| *c != config) {
                 self.dropped_frames += 1;
                 continue;
             }
-            let shift = self.shift.unwrap_or(0);
             let actual = div_round((pts + shift) * rate, TICKS_PER_SECOND).max(0);
             let half = i64::from(FRAME_SAMPLES / 2);
             let decode = match track.next_audio {
@@ -651,15 +721,16 @@ impl Fmp4Packager {
         Ok(())
     }
 
-    /// The pending segment a frame whose middle is at `middle` belongs to:
-    /// the last whose cut is not after it, not looking past a reset.
-    fn segment_for(&self, middle: i64) -> Option<usize> {
+    /// The pending segment an audio frame on timeline `epoch` whose middle
+    /// is at `middle` belongs to: the last of that timeline whose cut is not
+    /// after it.
+    fn segment_for(&self, epoch: usize, middle: i64) -> Option<usize> {
         for (i, p) in self.pending.iter().enumerate().rev() {
-            if p.cut_pts <= middle {
-                return Some(i);
-            }
-            if p.discontinuity {
+            if p.epoch < epoch {
                 return None;
+            }
+            if p.epoch == epoch && p.cut_pts <= middle {
+                return Some(i);
             }
         }
         None
@@ -1182,19 +1253,51 @@ mod tests {
         let (a, b) = (trafs(&segs[0].bytes), trafs(&segs[1].bytes));
         assert_eq!(b[0].1, a[0].1 + a[0].3, "video tfdt continues");
         assert_eq!(segs[1].decode_time, 900_000 + 90_000);
-        // audio: the old run ended 0.15 s before the video; the first frame
-        // after the reset continues it exactly, the next one takes the
-        // timestamps again, so the first spans the gap
+        // audio: the old run ended 0.15 s before the video, and its last
+        // frame lasts until the first of the new timeline
         assert_eq!(b[1].1, a[1].1 + a[1].3);
-        let mut buf = segs[1].bytes.as_slice();
-        let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
-            panic!()
+        let audio_durations = |bytes: &[u8]| -> Vec<u32> {
+            let mut buf = bytes;
+            let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
+                panic!()
+            };
+            let TrunSamples::Explicit(e) = &moof.traf[1].trun[0].samples else {
+                panic!()
+            };
+            e.iter().map(|s| s.duration.unwrap()).collect()
         };
-        let TrunSamples::Explicit(e) = &moof.traf[1].trun[0].samples else {
-            panic!()
-        };
-        assert_eq!(e[0].duration, Some(1024 + 7040));
-        assert_eq!(e[1].duration, Some(1024));
+        let old = audio_durations(&segs[0].bytes);
+        assert_eq!(old.last(), Some(&(1024 + 7040)));
+        assert_eq!(audio_durations(&segs[1].bytes)[0], 1024);
+    }
+
+    #[test]
+    fn audio_of_the_old_timeline_after_a_reset_stays_in_the_old_segment() {
+        let mut f = Feed::new();
+        f.cut(900_000, 1, false);
+        for i in 0..30 {
+            f.video(900_000 + i * FRAME, 900_000 + i * FRAME, i == 0);
+        }
+        f.audio(900_000, 24);
+        // back by 5 s; the last 0.5 s of old audio comes after the new keyframe
+        let restart = 990_000 - 5 * 90_000;
+        f.cut(restart, 2, true);
+        f.video(restart, restart, true);
+        f.audio(900_000 + 24 * AFRAME, 23);
+        assert!(f.segments().is_empty(), "segment 1 waits for its audio");
+        for i in 1..30 {
+            f.video(restart + i * FRAME, restart + i * FRAME, false);
+            if i == 12 {
+                f.audio(restart, 16);
+            }
+        }
+        f.finish();
+        let segs = f.segments();
+        let (a, b) = (trafs(&segs[0].bytes), trafs(&segs[1].bytes));
+        assert_eq!((a[1].2, b[1].2), (47, 16));
+        assert_eq!(b[1].1, a[1].1 + a[1].3);
+        assert_eq!(b[0].1, a[0].1 + a[0].3);
+        assert_eq!(f.p.dropped_frames(), 0);
     }
 
     #[test]
@@ -1212,6 +1315,7 @@ mod tests {
             Error::NoStreams
         );
         let mut p = Fmp4Packager::new(&[StreamKind::Ignore, StreamKind::H264]).unwrap();
+        assert_eq!(p.anchor_stream(), 1);
         let slice = au(false, BASELINE_SPS);
         let pkt = Packet {
             stream: 1,
@@ -1289,5 +1393,112 @@ mod tests {
         assert_eq!(second[0].1, (900_000 + 8 * 1920) * 44_100 / 90_000);
         assert_eq!(second[0].2, 4);
         assert_eq!(segs[1].duration, 4 * 1024 * 90_000 / 44_100);
+    }
+
+    #[test]
+    fn after_a_reset_back_by_an_hour_audio_is_still_waited_for() {
+        let mut f = Feed::new();
+        let start = 3600 * 90_000;
+        run_av(&mut f, start, 60);
+        // the encoder restarts at 1.4 s; audio keeps coming 0.4 s late
+        let restart = 126_000;
+        let mut next_audio = restart;
+        for i in 0..90 {
+            let pts = restart + i * FRAME;
+            if i % 30 == 0 {
+                f.cut(pts, 3 + (i / 30) as u64, i == 0);
+            }
+            f.video(pts, pts, i % 30 == 0);
+            while next_audio + 8 * AFRAME <= pts - 36_000 {
+                f.audio(next_audio, 8);
+                next_audio += 8 * AFRAME;
+            }
+        }
+        f.finish();
+        let segs = f.segments();
+        assert_eq!(segs.len(), 5);
+        // a second of audio is 46.875 frames: 47 or 46 by their middles;
+        // after the reset 2 fewer, since the old audio ran 2.25 frames past
+        // the old video and the frames that overlap it are dropped (the
+        // audio written 0.4 s late would have been lost, had the hour-old
+        // clock of the other timeline been taken for how far the input got)
+        let counts: Vec<usize> = segs[2..4].iter().map(|s| trafs(&s.bytes)[1].2).collect();
+        assert_eq!(counts, [45, 47]);
+        assert_eq!(f.p.dropped_frames(), 2);
+    }
+
+    #[test]
+    fn hevc_leading_pictures_and_a_cut_without_a_keyframe() {
+        use crate::fmp4::hevc::tests::{MAIN_PPS, MAIN_SPS, MAIN_VPS};
+        let mut p = Fmp4Packager::new(&[StreamKind::Hevc]).unwrap();
+        let unit = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend([0, 0, 0, 1]);
+            out.extend(bytes);
+        };
+        let mut cra = Vec::new();
+        unit(&mut cra, &[0x46, 0x01, 0x50]); // AUD
+        for ps in [MAIN_VPS, MAIN_SPS, MAIN_PPS] {
+            unit(&mut cra, &hex(ps));
+        }
+        unit(&mut cra, &[0x2a, 0x01, 0xaf, 0x11]); // CRA_NUT
+        let rasl = [0, 0, 1, 0x10, 0x01, 0xd0, 0x22]; // RASL_N
+        let trail_r = [0, 0, 1, 0x02, 0x01, 0xd0, 0x33]; // TRAIL_R
+        let feed = |p: &mut Fmp4Packager, dts: i64, key: bool, data: &[u8]| {
+            p.on_packet(Packet {
+                stream: 0,
+                dts,
+                pts: dts,
+                key,
+                data,
+            })
+            .unwrap()
+        };
+        let cut = |p: &mut Fmp4Packager, pts: i64, sequence: u64| {
+            p.on_cut(Cut {
+                pts,
+                sequence,
+                discontinuity: false,
+            })
+            .unwrap()
+        };
+        cut(&mut p, 900_000, 1);
+        feed(&mut p, 900_000, true, &cra);
+        feed(&mut p, 903_000, false, &rasl);
+        // a forced cut: the segment starts with a picture that is no keyframe
+        cut(&mut p, 906_000, 2);
+        feed(&mut p, 906_000, false, &trail_r);
+        p.finish().unwrap();
+        let out = p.take_ready();
+        let Output::Init(init) = &out[0] else {
+            panic!("init first")
+        };
+        assert_eq!(init.codecs, "hvc1.1.6.L63.90");
+        let segs: Vec<&SegmentOut> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Segment(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut buf = segs[0].bytes.as_slice();
+        let Any::Moof(moof) = Any::decode(&mut buf).unwrap() else {
+            panic!()
+        };
+        let TrunSamples::Explicit(e) = &moof.traf[0].trun[0].samples else {
+            panic!()
+        };
+        let flags: Vec<u32> = e.iter().map(|s| s.flags.unwrap()).collect();
+        assert_eq!(
+            flags,
+            [
+                // whether anything refers to an IRAP picture is not said
+                boxes::SYNC,
+                boxes::NON_SYNC | boxes::LEADING_UNDECODABLE | boxes::NOT_DEPENDED_ON,
+            ]
+        );
+        // AUD and parameter sets are not in the samples: 4 + 4 bytes of CRA
+        assert_eq!(e[0].size, Some(8));
+        assert!(segs[0].starts_with_keyframe);
+        assert!(!segs[1].starts_with_keyframe);
     }
 }
