@@ -5,19 +5,22 @@
 //! writes segment files to a spool directory and sends a
 //! [`media::SegmentReady`] for each; the [`uploader`] stores each one and
 //! then publishes the [`playlist`] that lists it. [`media`] holds the types
-//! they share; [`fmp4`] is the pure fMP4/CMAF packager (not yet wired into
-//! the segmenter).
+//! they share; [`package`] turns what the
+//! segmenter cut into TS or fMP4/CMAF files.
 
 pub mod channel;
 pub mod cli;
 pub mod clip;
-pub mod fmp4;
+pub mod codec;
+pub mod input;
 pub mod media;
+pub mod package;
 pub mod playlist;
 pub mod resume;
 pub mod segmenter;
 pub mod serve;
 pub mod timeline;
+pub mod ts;
 pub mod uploader;
 
 /// Re-exported for callers that set up logging (the fuzz target).

@@ -160,7 +160,7 @@ fn run(opts: Opts) -> Outcome {
     let cfg = Config::from_opts(opts).map_err(Failure::Options)?;
     init_logging(cfg.log_level);
     // libav's own messages follow RUST_LOG too (target `libav`)
-    segmenter::avlog::install(log::max_level());
+    live_upload::input::avlog::install(log::max_level());
     let runtime = runtime()?;
     let store = runtime
         .block_on(open_store(

@@ -12,11 +12,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cmaf::{read_segment, TrackFragment};
-use live_upload::fmp4::packager::MIN_START;
-use live_upload::fmp4::{Cut, Fmp4Packager, Output, Packet, SegmentOut, StreamKind};
-use live_upload::segmenter::keyframe::{is_keyframe, Codec};
-use live_upload::segmenter::ts::{self, SectionCollector, PACKET_SIZE};
+use live_upload::codec::keyframe::{is_keyframe, Codec};
+use live_upload::package::fmp4::packager::MIN_START;
+use live_upload::package::fmp4::{Cut, Fmp4Packager, Output, Packet, SegmentOut, StreamKind};
 use live_upload::timeline::{Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
+use live_upload::ts::{self, SectionCollector, PACKET_SIZE};
 use mp4_atom::{Any, Codec as Entry, Decode, Moov, TrunSamples};
 
 fn ffmpeg(args: &[&str]) {

@@ -8,7 +8,7 @@ use live_upload::segmenter::{segment_in_memory, SegmenterError};
 
 fn replay(name: &str, data: &[u8]) -> Result<usize, SegmenterError> {
     // libav's complaints about the damage go through `log`, which is off here
-    live_upload::segmenter::avlog::install(live_upload::LogLevelFilter::Off);
+    live_upload::input::avlog::install(live_upload::LogLevelFilter::Off);
     let spool = tempfile::tempdir().unwrap();
     let result = std::panic::catch_unwind(|| segment_in_memory(data, spool.path()));
     let result = result.unwrap_or_else(|_| panic!("{name} made the segmenter panic"));

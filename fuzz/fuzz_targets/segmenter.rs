@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    live_upload::segmenter::avlog::install(log_off());
+    live_upload::input::avlog::install(log_off());
     let spool = tempfile::tempdir().expect("a temporary directory");
     let _ = live_upload::segmenter::segment_in_memory(data, spool.path());
 });

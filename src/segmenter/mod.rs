@@ -1,22 +1,14 @@
-//! The libav side: demux the input, decide cuts, write segment files to the
-//! spool directory and announce each finished one to the uploader.
+//! The pipeline: demux the input with libav, let the [`cutter`] decide
+//! where segments start (once, for every packager), hand each packet to the
+//! packager ([`crate::package`]: the input's own TS bytes, or fMP4), and
+//! announce each finished file to the publisher over the channel.
 //!
 //! libav (through ffmpeg-next) demuxes the input for its timestamps,
-//! keyframe flags and packet positions; the segments themselves are the
-//! input's own transport stream bytes, cut at PES boundaries by the
-//! [`router::Router`]. Nothing is re-muxed, except that the one AAC PES
-//! packet straddling each cut is split in two ([`audio_split`]).
+//! keyframe flags, packet positions and elementary stream bytes; its
+//! parsers are off (see [`crate::codec::keyframe`]).
 
-pub mod audio_split;
-mod avio;
-pub mod avlog;
 pub mod cutter;
-pub mod keyframe;
-pub mod package;
-pub mod router;
-pub mod source;
 pub mod spool;
-pub mod ts;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,14 +20,16 @@ use ffmpeg_next::format::context::Input;
 use ffmpeg_next::media::Type as Media;
 
 use crate::channel::Outbox;
-use crate::fmp4::StreamKind;
+use crate::codec::keyframe;
+use crate::input::{avio, lock, source, InputBuffer};
 pub use crate::media::SegmentReady;
 use crate::media::{self, Event, Packaging};
+use crate::package::fmp4::StreamKind;
+use crate::package::ts::router::{self, ClosedSegment, Router};
+use crate::package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
+use crate::ts;
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
-use package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
-use router::{lock, InputBuffer};
-use router::{ClosedSegment, Router};
 
 pub struct SegmenterConfig {
     /// `-`, a file, or a URL.
@@ -261,7 +255,7 @@ fn packager(
         )))),
         Packaging::Fmp4 => {
             let kinds = fmp4_kinds(plan);
-            let packager = crate::fmp4::Fmp4Packager::new(&kinds)
+            let packager = crate::package::fmp4::Fmp4Packager::new(&kinds)
                 .map_err(|e| SegmenterError::Unpackageable(e.to_string()))?;
             Ok(Box::new(Fmp4Files::new(
                 packager,

@@ -940,7 +940,7 @@ fn div_round(a: i64, b: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fmp4::avc::tests::{hex, BASELINE_PPS, BASELINE_SPS, HIGH_SPS};
+    use crate::package::fmp4::avc::tests::{hex, BASELINE_PPS, BASELINE_SPS, HIGH_SPS};
     use mp4_atom::{Any, Decode, Moof, TrunSamples};
 
     const FRAME: i64 = 3000;
@@ -1429,7 +1429,7 @@ mod tests {
 
     #[test]
     fn hevc_leading_pictures_and_a_cut_without_a_keyframe() {
-        use crate::fmp4::hevc::tests::{MAIN_PPS, MAIN_SPS, MAIN_VPS};
+        use crate::package::fmp4::hevc::tests::{MAIN_PPS, MAIN_SPS, MAIN_VPS};
         let mut p = Fmp4Packager::new(&[StreamKind::Hevc]).unwrap();
         let unit = |out: &mut Vec<u8>, bytes: &[u8]| {
             out.extend([0, 0, 0, 1]);

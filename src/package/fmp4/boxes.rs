@@ -261,7 +261,7 @@ pub fn media_segment(sequence: u32, runs: &[TrackRun]) -> Result<Vec<u8>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fmp4::aac::AacConfig;
+    use crate::package::fmp4::aac::AacConfig;
     use mp4_atom::{Any, Decode, TrunSamples};
 
     fn aac() -> TrackConfig {

@@ -14,7 +14,7 @@ use ffmpeg_next as ffmpeg;
 use ffmpeg_next::ffi;
 use ffmpeg_next::format::context::Input;
 
-use super::router::{lock, InputBuffer};
+use super::buffer::{lock, InputBuffer};
 
 /// libav's read buffer.
 const AVIO_BUFFER: usize = 64 * 1024;

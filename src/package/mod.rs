@@ -1,10 +1,10 @@
 //! Packagers: what the segmenter makes of each demuxed packet once the
 //! cutter has decided where segments start. The cut decision is made once,
-//! by the [`super::cutter::Cutter`]; a packager follows it.
+//! by the [`crate::segmenter::cutter::Cutter`]; a packager follows it.
 //!
 //! - [`TsPackager`]: the input's own transport stream bytes, routed PID by
 //!   PID into segment files by the [`Router`];
-//! - [`Fmp4Packager`](crate::fmp4::Fmp4Packager) behind [`Fmp4Files`]: CMAF
+//! - [`Fmp4Packager`](fmp4::Fmp4Packager) behind [`Fmp4Files`]: CMAF
 //!   init and media segments made from the packets' elementary streams.
 //!
 //! Both hand back [`Finished`] files in the spool directory, in the order
@@ -15,11 +15,14 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::cutter::{Cut, PacketInfo, SegmentTiming};
-use super::router::{ClosedSegment, Router, RouterStats};
-use crate::fmp4::{self, Fmp4Packager, Output};
+pub mod fmp4;
+pub mod ts;
+
 use crate::media::segment::init_name;
 use crate::media::InitReady;
+use crate::segmenter::cutter::{Cut, PacketInfo, SegmentTiming};
+use fmp4::{Fmp4Packager, Output};
+use ts::router::{ClosedSegment, Router, RouterStats};
 
 /// One demuxed packet, as a packager sees it.
 pub struct Demuxed<'a> {
@@ -30,7 +33,7 @@ pub struct Demuxed<'a> {
     /// The stream whose packets decide the cuts.
     pub anchor: bool,
     /// A cut the cutter may still make before this position (see
-    /// [`super::cutter::Cutter::hold`]): nothing from there on may be
+    /// [`crate::segmenter::cutter::Cutter::hold`]): nothing from there on may be
     /// committed to a segment yet.
     pub hold: Option<u64>,
 }

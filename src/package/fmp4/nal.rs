@@ -1,7 +1,7 @@
 //! Annex B access units (start codes) into NAL units, and NAL units into
 //! the 4-byte length-prefixed form of ISO/IEC 14496-15 samples.
 
-use crate::segmenter::keyframe::next_start;
+use crate::codec::keyframe::next_start;
 
 /// The NAL units of an Annex B access unit, without start codes and without
 /// the zero bytes that stand before a four-byte start code or trail the

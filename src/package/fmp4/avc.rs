@@ -5,7 +5,7 @@ use mp4_atom::{Avc1, Avcc, AvccExt, Codec, Pasp, Visual};
 
 use super::bits::BitReader;
 use super::Error;
-use crate::segmenter::keyframe::unescape;
+use crate::codec::keyframe::unescape;
 
 pub const NAL_SLICE: u8 = 1;
 pub const NAL_IDR: u8 = 5;
@@ -308,7 +308,7 @@ pub(crate) fn pasp(sar: Option<(u32, u32)>) -> Option<Pasp> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::fmp4::bits::tests::BitWriter;
+    use crate::package::fmp4::bits::tests::BitWriter;
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
         (0..s.len())

@@ -10,9 +10,9 @@
 //! into two PES packets, the second with its own PTS. Pure functions over
 //! transport stream packets, no I/O.
 
-use super::keyframe::walk_adts;
-use super::ts::{self, PACKET_SIZE, SYNC_BYTE};
+use crate::codec::keyframe::walk_adts;
 use crate::timeline::{pts_diff, PTS_MODULUS, TICKS_PER_SECOND};
+use crate::ts::{self, PACKET_SIZE, SYNC_BYTE};
 
 /// Timestamps further apart than this are not compared (a reset, a jump).
 const COMPARABLE: i64 = 10 * TICKS_PER_SECOND;

@@ -23,7 +23,7 @@
 //! of `new` name a stream the caller must refuse or ignore.
 //!
 //! ```
-//! use live_upload::fmp4::{Cut, Fmp4Packager, Output, Packet, StreamKind};
+//! use live_upload::package::fmp4::{Cut, Fmp4Packager, Output, Packet, StreamKind};
 //!
 //! let mut packager = Fmp4Packager::new(&[StreamKind::from_codec_name("aac")])?;
 //! // a PES payload of two ADTS frames: 48 kHz stereo AAC LC, 4 bytes each
@@ -40,7 +40,7 @@
 //! stored.extend(packager.take_ready());
 //! assert!(matches!(&stored[0], Output::Init(init) if init.codecs == "mp4a.40.2"));
 //! assert!(matches!(&stored[3], Output::Segment(s) if s.sequence == 3 && s.init_id == 1));
-//! # Ok::<(), live_upload::fmp4::Error>(())
+//! # Ok::<(), live_upload::package::fmp4::Error>(())
 //! ```
 
 pub mod aac;

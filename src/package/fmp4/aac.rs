@@ -6,7 +6,7 @@ use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
 use mp4_atom::{Audio, Codec, Esds, Mp4a};
 
 use super::Error;
-use crate::segmenter::keyframe::walk_adts;
+use crate::codec::keyframe::walk_adts;
 
 /// Sampling frequencies by sampling_frequency_index (14496-3 Table 1.18).
 pub const SAMPLE_RATES: [u32; 13] = [

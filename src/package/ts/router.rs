@@ -22,11 +22,12 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::audio_split::{self, Split};
-use super::cutter::{Cut, SegmentTiming};
-use super::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
+use crate::input::{lock, InputBuffer};
+use crate::segmenter::cutter::{Cut, SegmentTiming};
+use crate::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
 
 const PIDS: usize = 8192;
 /// Packets routed after a cut before the old segment is closed even if some
@@ -35,95 +36,9 @@ const MAX_LAG_PACKETS: u32 = 8192;
 /// Bytes held back per segment file before they are written out together.
 const MAX_PENDING: u64 = 256 << 10;
 
-/// The raw input: bytes are read straight into it, routed where they lie,
-/// and written from it to the segment files, so each byte is copied once in
-/// user space (into libav's buffer). Bytes before `keep` are no longer
-/// needed, and the space they took is reused.
-#[derive(Default)]
-pub struct InputBuffer {
-    data: Vec<u8>,
-    filled: usize,
-    /// Where the router has got to.
-    read: usize,
-    /// The oldest byte still needed (`read`, or the start of a run not yet
-    /// written).
-    keep: usize,
-    /// Input offset of `data[0]`.
-    base: u64,
-    /// Bytes received in all.
-    pub total: u64,
-    /// The read error that ended the input, if any.
-    pub error: Option<io::Error>,
-}
-
-impl InputBuffer {
-    pub fn shared() -> Arc<Mutex<InputBuffer>> {
-        Arc::new(Mutex::new(InputBuffer::default()))
-    }
-
-    /// Whether the TS packet at input offset `pos` carries the random
-    /// access indicator (ISO 13818-1 adaptation field); `None` when that
-    /// packet is no longer (or not yet) in the buffer.
-    pub fn random_access_at(&self, pos: u64) -> Option<bool> {
-        let at = usize::try_from(pos.checked_sub(self.base)?).ok()?;
-        let packet = self.data.get(at..(at + PACKET_SIZE).min(self.filled))?;
-        let [ts::SYNC_BYTE, _, _, flags, length, af, ..] = *packet else {
-            return None;
-        };
-        Some(flags & 0x20 != 0 && length > 0 && af & 0x40 != 0)
-    }
-
-    /// Room for at least `min` more bytes, to fill and then [`commit`](Self::commit).
-    pub fn spare(&mut self, min: usize) -> &mut [u8] {
-        if self.data.len() - self.filled < min && self.keep > 0 {
-            self.data.copy_within(self.keep..self.filled, 0);
-            self.base += self.keep as u64;
-            self.filled -= self.keep;
-            self.read -= self.keep;
-            self.keep = 0;
-        }
-        if self.data.len() - self.filled < min {
-            // large beside what is kept (pending writes, unrouted bytes), so that
-            // compacting moves little
-            let size = (self.filled + min).max(2 * self.data.len()).max(4 << 20);
-            self.data.resize(size, 0);
-        }
-        &mut self.data[self.filled..]
-    }
-
-    /// Counts `n` bytes written into [`spare`](Self::spare) as received.
-    pub fn commit(&mut self, n: usize) {
-        self.filled += n;
-        self.total += n as u64;
-    }
-
-    /// Appends bytes (for tests and in-memory callers).
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
-        self.commit(bytes.len());
-    }
-
-    fn unread(&self) -> &[u8] {
-        &self.data[self.read..self.filled]
-    }
-
-    fn offset(&self) -> u64 {
-        self.base + self.read as u64
-    }
-
-    /// The bytes at input offsets `start..end`.
-    fn slice(&self, start: u64, end: u64) -> &[u8] {
-        &self.data[(start - self.base) as usize..(end - self.base) as usize]
-    }
-}
-
 /// Whether `rest` starts with a packet in sync (and the next, if there).
 fn in_sync(rest: &[u8]) -> bool {
     rest[0] == ts::SYNC_BYTE && (rest.len() < 2 * PACKET_SIZE || rest[PACKET_SIZE] == ts::SYNC_BYTE)
-}
-
-pub fn lock(input: &Mutex<InputBuffer>) -> MutexGuard<'_, InputBuffer> {
-    input.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -893,8 +808,8 @@ mod tests {
         assert_eq!(input.random_access_at(1), None, "not a packet start");
     }
 
-    use super::super::ts::tests::{packet, pat, pmt, psi_packet};
     use super::*;
+    use crate::ts::tests::{packet, pat, pmt, psi_packet};
 
     fn router(dir: &Path) -> Router {
         Router::new(

@@ -7,7 +7,7 @@ use mp4_atom::{Codec, Hvc1, HvcCArray, Hvcc};
 use super::avc::{pasp, visual};
 use super::bits::BitReader;
 use super::Error;
-use crate::segmenter::keyframe::unescape;
+use crate::codec::keyframe::unescape;
 
 pub const NAL_RASL_N: u8 = 8;
 pub const NAL_RASL_R: u8 = 9;

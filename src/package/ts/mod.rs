@@ -1,0 +1,6 @@
+//! MPEG-TS packaging: the input's own transport stream packets, routed PID
+//! by PID into segment files ([`router`]), AAC divided at the cut's time
+//! ([`audio_split`]).
+
+pub mod audio_split;
+pub mod router;
