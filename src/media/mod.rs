@@ -6,11 +6,13 @@
 //! - [`packaging`]: how segments are packaged (TS or fMP4/CMAF): file
 //!   extensions and content types, and the playlist's content type and
 //!   cache headers shared by publishing and `serve`;
+//! - [`cut`]: the cut decision the packagers follow;
 //! - [`segment`]: the record of a finished segment that travels from the
 //!   segmenter to the publisher;
 //! - [`rendition`]: which rendition a segment belongs to;
 //! - [`event`]: what the channel carries.
 
+pub mod cut;
 pub mod event;
 pub mod packaging;
 pub mod rendition;

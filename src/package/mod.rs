@@ -1,6 +1,6 @@
 //! Packagers: what the segmenter makes of each demuxed packet once the
 //! cutter has decided where segments start. The cut decision is made once,
-//! by the [`crate::segmenter::cutter::Cutter`]; a packager follows it.
+//! by the segmenter's cutter; a packager follows it.
 //!
 //! - [`TsPackager`]: the input's own transport stream bytes, routed PID by
 //!   PID into segment files by the [`Router`];
@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 pub mod fmp4;
 pub mod ts;
 
+use crate::media::cut::{Cut, PacketInfo, SegmentTiming};
 use crate::media::segment::init_name;
 use crate::media::InitReady;
-use crate::segmenter::cutter::{Cut, PacketInfo, SegmentTiming};
 use fmp4::{Fmp4Packager, Output};
 use ts::router::{ClosedSegment, Router, RouterStats};
 
@@ -33,7 +33,7 @@ pub struct Demuxed<'a> {
     /// The stream whose packets decide the cuts.
     pub anchor: bool,
     /// A cut the cutter may still make before this position (see
-    /// [`crate::segmenter::cutter::Cutter::hold`]): nothing from there on may be
+    /// the cutter's `hold`): nothing from there on may be
     /// committed to a segment yet.
     pub hold: Option<u64>,
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use super::audio_split::{self, Split};
 use crate::input::{lock, InputBuffer};
-use crate::segmenter::cutter::{Cut, SegmentTiming};
+use crate::media::cut::{Cut, SegmentTiming};
 use crate::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
 
 const PIDS: usize = 8192;
