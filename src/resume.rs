@@ -49,6 +49,7 @@ pub fn parse_published(
                 duration: ticks_from_secs(f64::from(seg.duration)),
                 discontinuity: seg.discontinuity,
                 program_date_time: seg.program_date_time.map(|t| t.with_timezone(&Utc)),
+                map: None,
             }
         })
         .collect();
