@@ -27,7 +27,8 @@ pub fn segment_number(uri: &str, http_prefix: &str, segment_prefix: &str) -> Opt
     crate::segmenter::segment_number(uri.strip_prefix(http_prefix)?, segment_prefix)
 }
 
-/// Reads a published media playlist.
+/// Reads a published media playlist. Each entry gets the EXT-X-MAP that
+/// applies to it (the last one before it), as the playlist was rendered.
 pub fn parse_published(
     text: &[u8],
     http_prefix: &str,
@@ -36,6 +37,8 @@ pub fn parse_published(
     let pl = m3u8_rs::parse_media_playlist_res(text)
         .map_err(|_| "it is not an HLS media playlist".to_string())?;
     let mut last_number = None;
+    // an EXT-X-MAP applies to every segment after it, up to the next one
+    let mut map: Option<String> = None;
     let entries = pl
         .segments
         .iter()
@@ -43,13 +46,16 @@ pub fn parse_published(
         .map(|(i, seg)| {
             let number = segment_number(&seg.uri, http_prefix, segment_prefix);
             last_number = last_number.max(number);
+            if let Some(m) = &seg.map {
+                map = Some(m.uri.clone());
+            }
             Entry {
                 sequence: number.unwrap_or(pl.media_sequence + i as u64),
                 uri: seg.uri.clone(),
                 duration: ticks_from_secs(f64::from(seg.duration)),
                 discontinuity: seg.discontinuity,
                 program_date_time: seg.program_date_time.map(|t| t.with_timezone(&Utc)),
-                map: None,
+                map: map.clone(),
             }
         })
         .collect();
@@ -295,6 +301,59 @@ mod tests {
         assert_eq!(spool_only.leftovers.len(), 2);
         assert!(!spool_only.leftovers[0].discontinuity);
         assert_eq!(spool_only.first_sequence, 3);
+    }
+
+    #[test]
+    fn maps_are_read_back_and_a_restart_continues_with_them() {
+        let http = "https://cdn.example/live/";
+        let map = |init: &str| Some(format!("{http}cam-init-{init}.mp4"));
+        let mut before = crate::playlist::Playlist::new(4 * 90_000, 3);
+        for n in 1..=5u64 {
+            before.push(Entry {
+                sequence: n,
+                uri: format!("{http}cam-{n:05}.m4s"),
+                duration: 360_000,
+                discontinuity: n == 3,
+                program_date_time: None,
+                map: map(if n < 3 { "a" } else { "b" }),
+            });
+        }
+        // 3, 4 and 5 are listed; the map of 3 is b, declared once before it
+        let text = before.render();
+        let p = parse_published(text.as_bytes(), http, "cam").unwrap();
+        let maps: Vec<Option<String>> = p.entries.iter().map(|e| e.map.clone()).collect();
+        assert_eq!(maps, vec![map("b"), map("b"), map("b")]);
+        assert_eq!(p.entries, before.entries().cloned().collect::<Vec<_>>());
+        // a new run continues it: the old entries keep their map, the new
+        // init gets its own
+        let mut after = crate::playlist::Playlist::new(4 * 90_000, 3);
+        after.restore(
+            p.entries,
+            p.media_sequence,
+            p.discontinuity_sequence,
+            p.target_duration,
+        );
+        after.push(Entry {
+            sequence: 6,
+            uri: format!("{http}cam-00006.m4s"),
+            duration: 360_000,
+            discontinuity: true,
+            program_date_time: None,
+            map: map("c"),
+        });
+        let text = after.render();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:6\n"), "{text}");
+        assert!(text.contains(&format!(
+            "#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n\
+             #EXT-X-MAP:URI=\"{http}cam-init-b.mp4\"\n#EXTINF:4.000,\n{http}cam-00004.m4s\n"
+        )));
+        assert!(text.ends_with(&format!(
+            "#EXT-X-MAP:URI=\"{http}cam-init-c.mp4\"\n#EXT-X-DISCONTINUITY\n\
+             #EXTINF:4.000,\n{http}cam-00006.m4s\n"
+        )));
+        // TS entries have none
+        let ts = parse_published(TEXT.as_bytes(), http, "cam").unwrap();
+        assert!(ts.entries.iter().all(|e| e.map.is_none()));
     }
 
     fn archived(numbers: std::ops::RangeInclusive<u64>) -> Published {
