@@ -1,15 +1,17 @@
 //! The one channel between the segmenter thread and the uploader thread: a
-//! bounded crossbeam channel, plus a doorbell that wakes the uploader's async
-//! loop whenever a segment arrives or the segmenter goes away.
+//! bounded crossbeam channel of [`Event`]s (init segments and media
+//! segments, in the order the segmenter finished them), plus a doorbell that
+//! wakes the uploader's async loop whenever one arrives or the segmenter
+//! goes away.
 
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::Notify;
 
-use crate::media::SegmentReady;
+use crate::media::{Event, InitReady, SegmentReady};
 
-/// Creates the channel with room for `capacity` waiting segments.
+/// Creates the channel with room for `capacity` waiting events.
 pub fn bounded(capacity: usize) -> (Outbox, Inbox) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let bell = Arc::new(Notify::new());
@@ -24,7 +26,7 @@ pub fn bounded(capacity: usize) -> (Outbox, Inbox) {
 
 /// The segmenter's end.
 pub struct Outbox {
-    tx: Option<Sender<SegmentReady>>,
+    tx: Option<Sender<Event>>,
     bell: Arc<Notify>,
 }
 
@@ -33,10 +35,12 @@ pub struct Outbox {
 pub struct Closed;
 
 impl Outbox {
-    /// Sends a segment, waiting while the channel is full.
-    pub fn send(&self, seg: SegmentReady) -> Result<(), Closed> {
+    /// Sends an event, waiting while the channel is full: an
+    /// [`Event`], or a [`SegmentReady`] or [`InitReady`] as one. An init
+    /// segment goes before the first segment that names it.
+    pub fn send(&self, event: impl Into<Event>) -> Result<(), Closed> {
         let tx = self.tx.as_ref().ok_or(Closed)?;
-        tx.send(seg).map_err(|_| Closed)?;
+        tx.send(event.into()).map_err(|_| Closed)?;
         self.bell.notify_one();
         Ok(())
     }
@@ -53,6 +57,8 @@ impl Drop for Outbox {
 /// What the uploader finds in its inbox.
 #[derive(Debug)]
 pub enum Received {
+    /// An fMP4 init segment, before the segments that need it.
+    Init(InitReady),
     Segment(SegmentReady),
     Empty,
     /// The segmenter finished: no more segments will come.
@@ -61,14 +67,15 @@ pub enum Received {
 
 /// The uploader's end.
 pub struct Inbox {
-    rx: Receiver<SegmentReady>,
+    rx: Receiver<Event>,
     bell: Arc<Notify>,
 }
 
 impl Inbox {
     pub fn try_recv(&self) -> Received {
         match self.rx.try_recv() {
-            Ok(seg) => Received::Segment(seg),
+            Ok(Event::Segment(seg)) => Received::Segment(seg),
+            Ok(Event::Init(init)) => Received::Init(init),
             Err(TryRecvError::Empty) => Received::Empty,
             Err(TryRecvError::Disconnected) => Received::Ended,
         }
@@ -78,5 +85,55 @@ impl Inbox {
     /// happened since the last wait).
     pub async fn ring(&self) {
         self.bell.notified().await;
+    }
+}
+
+impl From<SegmentReady> for Event {
+    fn from(seg: SegmentReady) -> Self {
+        Event::Segment(seg)
+    }
+}
+
+impl From<InitReady> for Event {
+    fn from(init: InitReady) -> Self {
+        Event::Init(init)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use std::path::PathBuf;
+
+    #[test]
+    fn events_arrive_in_the_order_sent_and_the_end_after_them() {
+        let (outbox, inbox) = bounded(4);
+        let init = InitReady {
+            name: "live-init-0123456789abcdef.mp4".into(),
+            path: PathBuf::from("/spool/live-init-0123456789abcdef.mp4"),
+            bytes: 700,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            audio_only: false,
+        };
+        let seg = SegmentReady {
+            sequence: 1,
+            name: "live-00001.m4s".into(),
+            path: PathBuf::from("/spool/live-00001.m4s"),
+            bytes: 10,
+            start: 0,
+            duration: 90_000,
+            discontinuity: false,
+            program_date_time: Utc::now(),
+            packaging: crate::media::Packaging::Fmp4,
+            init: Some(init.name.clone()),
+        };
+        outbox.send(init.clone()).unwrap();
+        outbox.send(Event::Segment(seg.clone())).unwrap();
+        assert!(matches!(inbox.try_recv(), Received::Init(i) if i == init));
+        assert!(matches!(inbox.try_recv(), Received::Segment(s) if s == seg));
+        assert!(matches!(inbox.try_recv(), Received::Empty));
+        drop(outbox);
+        assert!(matches!(inbox.try_recv(), Received::Ended));
     }
 }
