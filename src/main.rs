@@ -366,6 +366,10 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
         uploader.restore_archive(a);
     }
     let first_discontinuity = plan.first_discontinuity || first != plan.first_sequence;
+    // an init before the leftovers that need it (stored again: same bytes)
+    for init in plan.inits {
+        uploader.queue_init(init);
+    }
     for seg in plan.leftovers {
         uploader.queue(seg);
     }
@@ -396,7 +400,8 @@ async fn read_published(
 fn clean_spool(cfg: &Config, plan: &resume::Plan) {
     if !plan.incomplete.is_empty() {
         log::warn!(
-            "removing {} unfinished segment file(s) an earlier run left in {}",
+            "removing {} unfinished segment file(s) an earlier run left in {} (or fMP4 segments \
+             whose init segment is gone)",
             plan.incomplete.len(),
             cfg.spool_dir.display()
         );

@@ -892,6 +892,108 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_stores_the_spool_init_again_before_the_leftovers_and_keeps_the_maps() {
+        use crate::segmenter::spool;
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        // an earlier run published 1-3 with init a, and left 4 and 5 (which
+        // need a) and a itself in the spool
+        let a = init_file(dir.path(), b"ftyp moov 1280x720", false);
+        let part = dir.path().join("init.part");
+        fs::write(&part, b"ftyp moov 1280x720").unwrap();
+        spool::finalize_init(&part, &a).unwrap();
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
+             #EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-MAP:URI=\"{}\"\n",
+            a.name
+        );
+        for n in 1..=3 {
+            text += &format!("#EXTINF:4.000,\ns-{n:05}.m4s\n");
+        }
+        for n in 4..=5 {
+            let seg = fmp4_segment(dir.path(), n, &a);
+            let part = dir.path().join("seg.part");
+            fs::write(&part, fs::read(&seg.path).unwrap()).unwrap();
+            spool::finalize(&part, &seg).unwrap();
+        }
+        let published = crate::resume::parse_published(text.as_bytes(), "", "s").unwrap();
+        let leftovers = spool::scan(dir.path(), "s").unwrap();
+        let plan = crate::resume::plan(Some(published), leftovers, false);
+        assert_eq!(plan.inits.len(), 1);
+        let cfg = UploaderConfig {
+            window: 5,
+            ..config()
+        };
+        let mut up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        up.restore(plan.restored.as_ref().unwrap());
+        for init in plan.inits {
+            up.queue_init(init);
+        }
+        for seg in plan.leftovers {
+            up.queue(seg);
+        }
+        // this run makes the same init again, and a segment with it
+        let (outbox, inbox) = channel::bounded(4);
+        outbox.send(a.clone()).unwrap();
+        outbox.send(fmp4_segment(dir.path(), 6, &a)).unwrap();
+        drop(outbox);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let summary = rt.block_on(up.run(inbox)).unwrap();
+        assert_eq!((summary.segments, summary.inits), (3, 1));
+        // the init is stored again before the first version (1-3 were
+        // stored by the earlier run)
+        let state = store.lock();
+        let puts: Vec<&str> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        let at = |key: &str| puts.iter().position(|k| *k == key);
+        let init_key = format!("live/event/{}", a.name);
+        assert!(at(&init_key) < at("live/event/index.m3u8"), "{puts:?}");
+        assert_eq!(puts.iter().filter(|k| **k == init_key).count(), 1);
+        let versions: Vec<String> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, body } if key.ends_with("index.m3u8") => {
+                    Some(String::from_utf8(body.clone()).unwrap())
+                }
+                _ => None,
+            })
+            .collect();
+        drop(state);
+        let last = versions.last().unwrap();
+        let map = format!("#EXT-X-MAP:URI=\"{}\"\n", a.name);
+        assert!(
+            last.starts_with(&format!(
+                "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
+             #EXT-X-MEDIA-SEQUENCE:2\n{map}#EXTINF:4.000,\ns-00002.m4s\n"
+            )),
+            "{last}"
+        );
+        // the leftovers follow 3 directly, and their map is the same: it is
+        // not repeated
+        assert!(
+            last.contains("s-00003.m4s\n#EXTINF:4.000,\ns-00004.m4s\n"),
+            "{last}"
+        );
+        assert_eq!(last.matches("#EXT-X-MAP:").count(), 1);
+        assert!(last.ends_with("s-00006.m4s\n#EXT-X-ENDLIST\n"));
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
     fn an_audio_only_fmp4_run_is_stored_as_audio_mp4() {
         let store = MemoryStore::new();
         let dir = tempfile::tempdir().unwrap();
