@@ -644,6 +644,11 @@ impl Schedule {
 
     /// Appends to the rolling playlist; entries that leave it are deleted
     /// later with `delete_old` (never with an archive, which lists them all).
+    /// Only the media segment is deleted, never the init segment of its
+    /// EXT-X-MAP: later entries (or the archive) may need the same init, and
+    /// a restart that makes the same bytes names it the same. Inits are a
+    /// few hundred bytes; a bucket lifecycle rule can remove them after the
+    /// event.
     fn push(&mut self, entry: Entry, key: Option<String>) {
         let removed = self.playlist.push(entry);
         self.listed.push_back(Listed { key, longest: 0 });
@@ -1087,6 +1092,45 @@ mod tests {
         kept.next(t0);
         assert!(kept.is_done());
         assert!(kept.finished_spool().is_empty(), "--keep-spool keeps it");
+    }
+
+    #[test]
+    fn delete_old_deletes_fmp4_segments_but_never_their_init() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&UploaderConfig {
+            delete_old: true,
+            ..fmp4_config()
+        });
+        let (a, b) = (init('a', false), init('b', false));
+        let mut deletes = Vec::new();
+        for n in 1..=8 {
+            let i = if n <= 4 { &a } else { &b };
+            if n == 1 || n == 5 {
+                s.init_arrived(i.clone());
+            }
+            s.arrived(fmp4(n, i), t0);
+            for action in s.next(t0) {
+                if let Action::Upload(Upload {
+                    item: Item::Init(name),
+                    ..
+                }) = action
+                {
+                    s.init_stored(&name);
+                }
+            }
+            s.stored(n, t0);
+            assert!(listed(&s.next(t0)).is_some_and(|l| l.ends_with(&[n])));
+            s.playlist_published(t0);
+            let later = t0 + Duration::from_secs(3600);
+            deletes.extend(deleted(&s.next(later)).into_iter().map(String::from));
+        }
+        // window 3: 1 to 5 left, a among them; a and b stay
+        assert_eq!(
+            deletes,
+            (1..=5)
+                .map(|n| format!("live/event/s-{n:05}.m4s"))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
