@@ -1,6 +1,8 @@
 //! The one channel between the segmenter thread and the uploader thread: a
-//! bounded crossbeam channel, plus a doorbell that wakes the uploader's async
-//! loop whenever a segment arrives or the segmenter goes away.
+//! bounded crossbeam channel of [`Event`]s (init segments and media
+//! segments, in the order the segmenter finished them), plus a doorbell that
+//! wakes the uploader's async loop whenever one arrives or the segmenter
+//! goes away.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use tokio::sync::Notify;
 
 use crate::media::{Event, InitReady, SegmentReady};
 
-/// Creates the channel with room for `capacity` waiting segments.
+/// Creates the channel with room for `capacity` waiting events.
 pub fn bounded(capacity: usize) -> (Outbox, Inbox) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let bell = Arc::new(Notify::new());
@@ -33,8 +35,9 @@ pub struct Outbox {
 pub struct Closed;
 
 impl Outbox {
-    /// Sends a segment or an init segment, waiting while the channel is
-    /// full.
+    /// Sends an event, waiting while the channel is full: an
+    /// [`Event`], or a [`SegmentReady`] or [`InitReady`] as one. An init
+    /// segment goes before the first segment that names it.
     pub fn send(&self, event: impl Into<Event>) -> Result<(), Closed> {
         let tx = self.tx.as_ref().ok_or(Closed)?;
         tx.send(event.into()).map_err(|_| Closed)?;
@@ -54,6 +57,7 @@ impl Drop for Outbox {
 /// What the uploader finds in its inbox.
 #[derive(Debug)]
 pub enum Received {
+    /// An fMP4 init segment, before the segments that need it.
     Init(InitReady),
     Segment(SegmentReady),
     Empty,

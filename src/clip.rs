@@ -206,7 +206,9 @@ fn place(archive: &Published) -> Vec<Placed> {
 }
 
 /// The clip's VOD playlist: the chosen entries as the archive lists them
-/// (same URIs, durations, dates and breaks), with EXT-X-ENDLIST.
+/// (same URIs, durations, dates, breaks and, for fMP4, the EXT-X-MAP of
+/// each, declared before the clip's first segment and wherever it changes),
+/// with EXT-X-ENDLIST.
 pub fn render(archive: &Published, chosen: &[Entry]) -> String {
     let mut playlist = Playlist::archive(archive.target_duration as i64 * TICKS_PER_SECOND);
     for (i, e) in chosen.iter().enumerate() {
@@ -326,6 +328,55 @@ mod tests {
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
         assert!(text.ends_with("live-00007.ts\n#EXT-X-ENDLIST\n"), "{text}");
         assert_eq!(default_name(&chosen), "clip-00002-00007.m3u8");
+    }
+
+    #[test]
+    fn a_clip_of_an_fmp4_archive_carries_the_maps_of_its_segments() {
+        // eight 4 s segments; a new init after the break before the sixth
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
+             #EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n\
+             #EXT-X-MAP:URI=\"live-init-aaaaaaaaaaaaaaaa.mp4\"\n",
+        );
+        for n in 1..=8 {
+            if n == 6 {
+                text += "#EXT-X-MAP:URI=\"live-init-bbbbbbbbbbbbbbbb.mp4\"\n#EXT-X-DISCONTINUITY\n";
+            }
+            text += &format!("#EXTINF:4.000,\nlive-{n:05}.m4s\n");
+        }
+        text += "#EXT-X-ENDLIST\n";
+        let a = parse_published(text.as_bytes(), "", "live").unwrap();
+        // 12 s to 28 s: segments 4 to 7
+        let chosen = select(&a, Bound::Offset(12 * S), Bound::Offset(28 * S)).unwrap();
+        assert_eq!(numbers(&chosen), vec![4, 5, 6, 7]);
+        assert_eq!(
+            render(&a, &chosen),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:6\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-TARGETDURATION:4\n\
+             #EXT-X-MEDIA-SEQUENCE:4\n\
+             #EXT-X-PLAYLIST-TYPE:VOD\n\
+             #EXT-X-MAP:URI=\"live-init-aaaaaaaaaaaaaaaa.mp4\"\n\
+             #EXTINF:4.000,\n\
+             live-00004.m4s\n\
+             #EXTINF:4.000,\n\
+             live-00005.m4s\n\
+             #EXT-X-MAP:URI=\"live-init-bbbbbbbbbbbbbbbb.mp4\"\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXTINF:4.000,\n\
+             live-00006.m4s\n\
+             #EXTINF:4.000,\n\
+             live-00007.m4s\n\
+             #EXT-X-ENDLIST\n"
+        );
+        // a clip within the second init's segments declares only that one
+        let chosen = select(&a, Bound::Offset(24 * S), Bound::Offset(32 * S)).unwrap();
+        let clip = render(&a, &chosen);
+        assert_eq!(clip.matches("#EXT-X-MAP:").count(), 1);
+        assert!(clip.contains(
+            "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI=\"live-init-bbbbbbbbbbbbbbbb.mp4\"\n#EXTINF"
+        ));
     }
 
     #[test]

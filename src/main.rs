@@ -15,6 +15,8 @@ use clap::Parser;
 
 use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
+use live_upload::media::segment::segment_name;
+use live_upload::media::Packaging;
 use live_upload::resume;
 use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError, SegmenterSummary};
 use live_upload::serve::{ServeConfig, ServeFailure};
@@ -187,9 +189,7 @@ fn run(opts: Opts) -> Outcome {
         store.describe()
     );
     let mut uploader = Uploader::new(store, uploader_config(&cfg), stop.clone());
-    let (first_sequence, first_discontinuity) = runtime
-        .block_on(prepare(&cfg, &mut uploader))
-        .map_err(Failure::Storage)?;
+    let (first_sequence, first_discontinuity) = runtime.block_on(prepare(&cfg, &mut uploader))?;
 
     let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
     let seg_cfg = segmenter_config(&cfg, first_sequence, first_discontinuity);
@@ -320,19 +320,40 @@ fn outcome(
 /// left in the spool (see `live_upload::resume`), and sets the uploader up
 /// to continue. Returns the first segment number and whether it follows a
 /// break.
-async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), String> {
+async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), Failure> {
     let index = uploader.index_key();
-    let published = read_published(cfg, uploader, &index).await?;
+    let published = read_published(cfg, uploader, &index)
+        .await
+        .map_err(Failure::Storage)?;
+    check_packaging(cfg, &index, published.as_ref())?;
     let archive = match uploader.archive_key() {
-        Some(key) => Some(read_published(cfg, uploader, &key).await?),
+        Some(key) => {
+            let archived = read_published(cfg, uploader, &key)
+                .await
+                .map_err(Failure::Storage)?;
+            check_packaging(cfg, &key, archived.as_ref())?;
+            Some(archived)
+        }
         None => None,
     };
     let leftovers = spool::scan(&cfg.spool_dir, &cfg.segment_prefix).map_err(|e| {
-        format!(
+        Failure::Storage(format!(
             "cannot read spool directory {}: {e}",
             cfg.spool_dir.display()
-        )
+        ))
     })?;
+    if let Some(other) = leftovers
+        .complete
+        .iter()
+        .find(|s| !cfg.fresh && s.packaging != cfg.format)
+    {
+        return Err(Failure::Usage(format!(
+            "the spool directory {} holds {} left by a run of the other --format; \
+             publish it with that format first, or use --fresh",
+            cfg.spool_dir.display(),
+            other.name
+        )));
+    }
     let mut plan = resume::plan_archive(
         published,
         archive,
@@ -343,11 +364,12 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
     );
     clean_spool(cfg, &plan);
     let prefix = cfg.segment_prefix.clone();
-    let name = move |n| segmenter::segment_name(&prefix, n);
+    let format = cfg.format;
+    let name = move |n| segment_name(&prefix, n, format);
     let first = uploader
         .first_unused(&name, plan.first_sequence)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Storage(e.to_string()))?;
     if let Some(p) = &plan.restored {
         log::info!(
             "continuing {index} after a discontinuity: media sequence {}, {} segment(s) listed{}",
@@ -368,10 +390,44 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), S
         uploader.restore_archive(a);
     }
     let first_discontinuity = plan.first_discontinuity || first != plan.first_sequence;
+    // an init before the leftovers that need it (stored again: same bytes)
+    for init in plan.inits {
+        uploader.queue_init(init);
+    }
     for seg in plan.leftovers {
         uploader.queue(seg);
     }
     Ok((first, first_discontinuity))
+}
+
+/// A playlist continues in the format it was published in: fMP4 entries
+/// carry EXT-X-MAP, and a TS segment after them could not take it back.
+fn check_packaging(
+    cfg: &Config,
+    key: &str,
+    published: Option<&resume::Published>,
+) -> Result<(), Failure> {
+    let Some(last) = published.and_then(|p| p.entries.last()) else {
+        return Ok(());
+    };
+    let theirs = if last.map.is_some() {
+        Packaging::Fmp4
+    } else {
+        Packaging::Ts
+    };
+    if theirs == cfg.format {
+        return Ok(());
+    }
+    let name = |p| match p {
+        Packaging::Ts => "ts",
+        Packaging::Fmp4 => "fmp4",
+    };
+    Err(Failure::Usage(format!(
+        "{key} lists --format {} segments; continuing it with --format {} would mix them \
+         (use --fresh to replace it)",
+        name(theirs),
+        name(cfg.format)
+    )))
 }
 
 /// The playlist at `key` as an earlier run published it; `None` when there
@@ -398,7 +454,8 @@ async fn read_published(
 fn clean_spool(cfg: &Config, plan: &resume::Plan) {
     if !plan.incomplete.is_empty() {
         log::warn!(
-            "removing {} unfinished segment file(s) an earlier run left in {}",
+            "removing {} unfinished segment file(s) an earlier run left in {} (or fMP4 segments \
+             whose init segment is gone)",
             plan.incomplete.len(),
             cfg.spool_dir.display()
         );

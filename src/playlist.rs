@@ -5,11 +5,14 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
+use m3u8_rs::{Map, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
+use crate::media::Packaging;
 use crate::timeline::{format_secs, round_secs, TICKS_PER_SECOND};
 
-/// EXT-X-VERSION 3 is the lowest that allows decimal EXTINF durations.
+/// EXT-X-VERSION 3 is the lowest that allows decimal EXTINF durations: the
+/// version of TS playlists. A playlist whose entries have maps declares
+/// fMP4's [`Packaging::playlist_version`] (6, for EXT-X-MAP).
 pub const VERSION: usize = 3;
 
 /// One segment as listed in the playlist.
@@ -20,6 +23,9 @@ pub struct Entry {
     pub duration: i64,
     pub discontinuity: bool,
     pub program_date_time: Option<DateTime<Utc>>,
+    /// fMP4: the URI of the init segment it needs (its EXT-X-MAP), the
+    /// http prefix and the init's name. `None` for TS.
+    pub map: Option<String>,
 }
 
 impl Entry {
@@ -32,6 +38,7 @@ impl Entry {
             duration: seg.duration,
             discontinuity: seg.discontinuity,
             program_date_time: dated.then_some(seg.program_date_time),
+            map: seg.init.as_ref().map(|init| format!("{http_prefix}{init}")),
         }
     }
 }
@@ -179,21 +186,43 @@ impl Playlist {
         self.entries.iter().map(|e| e.duration).sum()
     }
 
-    /// Renders the playlist text.
+    /// Renders the playlist text. An entry with a map gets EXT-X-MAP when
+    /// it is the first one or its map differs from the entry before it, so
+    /// that when the oldest entry leaves, its map moves to the new first
+    /// one (RFC 8216 §4.3.2.5: a map applies to the segments after it, up to
+    /// the next one).
     pub fn render(&self) -> String {
+        let mut previous: Option<&str> = None;
         let segments = self
             .entries
             .iter()
-            .map(|e| MediaSegment {
-                uri: e.uri.clone(),
-                duration: millis(e.duration) as f32 / 1000.0,
-                discontinuity: e.discontinuity,
-                program_date_time: e.program_date_time.map(|t| t.fixed_offset()),
-                ..Default::default()
+            .map(|e| {
+                let declare = e.map.as_deref().filter(|m| previous != Some(*m));
+                previous = e.map.as_deref();
+                MediaSegment {
+                    uri: e.uri.clone(),
+                    duration: millis(e.duration) as f32 / 1000.0,
+                    discontinuity: e.discontinuity,
+                    program_date_time: e.program_date_time.map(|t| t.fixed_offset()),
+                    map: declare.map(|uri| Map {
+                        uri: uri.to_string(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
             })
             .collect();
+        let packaging = match self.entries.iter().any(|e| e.map.is_some()) {
+            true => Packaging::Fmp4,
+            false => Packaging::Ts,
+        };
         let playlist = MediaPlaylist {
-            version: Some(VERSION),
+            version: Some(packaging.playlist_version()),
+            // every fMP4 segment starts with a keyframe (the packager cuts
+            // there); TS playlists stay as they were. A segment cut without
+            // a keyframe would need a flag of its own on the entry.
+            independent_segments: !self.entries.is_empty()
+                && self.entries.iter().all(|e| e.map.is_some()),
             target_duration: self.target_duration,
             media_sequence: self.media_sequence(),
             discontinuity_sequence: self.discontinuity_sequence,
@@ -234,6 +263,7 @@ mod tests {
             duration,
             discontinuity: false,
             program_date_time: Some(start + chrono::Duration::seconds(10 * sequence as i64)),
+            map: None,
         }
     }
 
@@ -363,6 +393,103 @@ mod tests {
         assert_eq!(p.target_duration(), 5);
         assert_eq!(initial_target_duration(S / 2), 1);
         assert_eq!(initial_target_duration(2 * S + 1), 3);
+    }
+
+    /// An fMP4 entry: 2 s, undated, needing init `init`.
+    fn fmp4(sequence: u64, init: &str) -> Entry {
+        Entry {
+            uri: format!("live-{sequence:05}.m4s"),
+            program_date_time: None,
+            map: Some(format!("https://cdn.example/live/live-init-{init}.mp4")),
+            ..entry(sequence, 2 * S)
+        }
+    }
+
+    #[test]
+    fn the_map_moves_with_the_first_entry_and_a_new_init_gets_its_own() {
+        let mut p = Playlist::new(2 * S, 3);
+        for n in 1..=3 {
+            p.push(fmp4(n, "a"));
+        }
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:6\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-TARGETDURATION:2\n\
+             #EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-MAP:URI=\"https://cdn.example/live/live-init-a.mp4\"\n\
+             #EXTINF:2.000,\n\
+             live-00001.m4s\n\
+             #EXTINF:2.000,\n\
+             live-00002.m4s\n\
+             #EXTINF:2.000,\n\
+             live-00003.m4s\n"
+        );
+        // a new init (another resolution) after a break: its own map, and
+        // the first entry, now 2, keeps the map of the one that left
+        p.push(Entry {
+            discontinuity: true,
+            ..fmp4(4, "b")
+        });
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:6\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-TARGETDURATION:2\n\
+             #EXT-X-MEDIA-SEQUENCE:2\n\
+             #EXT-X-MAP:URI=\"https://cdn.example/live/live-init-a.mp4\"\n\
+             #EXTINF:2.000,\n\
+             live-00002.m4s\n\
+             #EXTINF:2.000,\n\
+             live-00003.m4s\n\
+             #EXT-X-MAP:URI=\"https://cdn.example/live/live-init-b.mp4\"\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXTINF:2.000,\n\
+             live-00004.m4s\n"
+        );
+        p.push(fmp4(5, "b"));
+        let text = p.render();
+        assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+        assert!(text.contains("live-init-a.mp4\"\n#EXTINF:2.000,\nlive-00003.m4s\n"));
+        // once every entry needs b, b is declared once, before the first
+        p.push(fmp4(6, "b"));
+        let text = p.render();
+        assert_eq!(text.matches("#EXT-X-MAP:").count(), 1, "{text}");
+        assert!(text.contains(
+            "#EXT-X-MEDIA-SEQUENCE:4\n\
+             #EXT-X-MAP:URI=\"https://cdn.example/live/live-init-b.mp4\"\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXTINF:2.000,\nlive-00004.m4s\n"
+        ));
+    }
+
+    #[test]
+    fn an_fmp4_archive_declares_version_6_and_its_maps_and_ts_stays_at_3() {
+        let mut a = Playlist::archive(2 * S);
+        for n in 1..=4 {
+            a.push(fmp4(n, if n < 3 { "a" } else { "b" }));
+        }
+        a.end();
+        let text = a.render();
+        assert!(text.starts_with(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:2\n"
+        ));
+        assert!(text.contains(
+            "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI=\"https://cdn.example/live/live-init-a.mp4\"\n"
+        ));
+        assert!(text.contains(
+            "live-00002.m4s\n#EXT-X-MAP:URI=\"https://cdn.example/live/live-init-b.mp4\"\n#EXTINF"
+        ));
+        assert_eq!(text.matches("#EXT-X-MAP:").count(), 2);
+        // TS: no map, no independent segments, version 3 (the exact texts
+        // of the tests above)
+        let mut ts = Playlist::archive(2 * S);
+        ts.push(entry(1, 2 * S));
+        let text = ts.render();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"));
+        assert!(!text.contains("MAP") && !text.contains("INDEPENDENT"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use crate::media::SegmentReady;
+use crate::media::{InitReady, SegmentReady};
 use crate::playlist::Entry;
 use crate::segmenter::spool::Leftovers;
 use crate::timeline::ticks_from_secs;
@@ -24,10 +24,11 @@ pub struct Published {
 
 /// The number in a URI `<http_prefix><segment_prefix>-<N>.ts`.
 pub fn segment_number(uri: &str, http_prefix: &str, segment_prefix: &str) -> Option<u64> {
-    crate::segmenter::segment_number(uri.strip_prefix(http_prefix)?, segment_prefix)
+    crate::media::segment::segment_number(uri.strip_prefix(http_prefix)?, segment_prefix)
 }
 
-/// Reads a published media playlist.
+/// Reads a published media playlist. Each entry gets the EXT-X-MAP that
+/// applies to it (the last one before it), as the playlist was rendered.
 pub fn parse_published(
     text: &[u8],
     http_prefix: &str,
@@ -36,6 +37,8 @@ pub fn parse_published(
     let pl = m3u8_rs::parse_media_playlist_res(text)
         .map_err(|_| "it is not an HLS media playlist".to_string())?;
     let mut last_number = None;
+    // an EXT-X-MAP applies to every segment after it, up to the next one
+    let mut map: Option<String> = None;
     let entries = pl
         .segments
         .iter()
@@ -43,12 +46,16 @@ pub fn parse_published(
         .map(|(i, seg)| {
             let number = segment_number(&seg.uri, http_prefix, segment_prefix);
             last_number = last_number.max(number);
+            if let Some(m) = &seg.map {
+                map = Some(m.uri.clone());
+            }
             Entry {
                 sequence: number.unwrap_or(pl.media_sequence + i as u64),
                 uri: seg.uri.clone(),
                 duration: ticks_from_secs(f64::from(seg.duration)),
                 discontinuity: seg.discontinuity,
                 program_date_time: seg.program_date_time.map(|t| t.with_timezone(&Utc)),
+                map: map.clone(),
             }
         })
         .collect();
@@ -69,10 +76,15 @@ pub struct Plan {
     pub restored: Option<Published>,
     /// Complete segments of an earlier run not yet listed: published first.
     pub leftovers: Vec<SegmentReady>,
-    /// Spool files that are no longer needed: segments already listed, or
-    /// (with --fresh) everything an earlier run left.
+    /// The init segments in the spool that leftovers need: stored again
+    /// before them (cheap, and the same bytes under the same name).
+    pub inits: Vec<InitReady>,
+    /// Spool files that are no longer needed: segments already listed,
+    /// init segments no leftover needs, or (with --fresh) everything an
+    /// earlier run left.
     pub stale: Vec<PathBuf>,
-    /// Segment files that were never finished.
+    /// Segment files that were never finished, and fMP4 segments whose init
+    /// segment is not in the spool (they can never be listed).
     pub incomplete: Vec<PathBuf>,
     /// Number of the first segment this run cuts.
     pub first_sequence: u64,
@@ -120,8 +132,14 @@ pub fn plan_archive(
     dated: bool,
 ) -> Plan {
     if fresh {
+        let inits = spool.inits.into_iter().map(|i| i.path);
         return Plan {
-            stale: spool.complete.into_iter().map(|s| s.path).collect(),
+            stale: spool
+                .complete
+                .into_iter()
+                .map(|s| s.path)
+                .chain(inits)
+                .collect(),
             incomplete: spool.incomplete,
             first_sequence: 1,
             archive: archive.map(|_| ArchivePlan::default()),
@@ -135,10 +153,27 @@ pub fn plan_archive(
         .unwrap_or(0);
     // an archive version may land before the rolling one that lists the same segment
     let last_listed = rolling_last.max(archive_last);
-    let (mut leftovers, listed): (Vec<SegmentReady>, Vec<SegmentReady>) = spool
+    let (leftovers, listed): (Vec<SegmentReady>, Vec<SegmentReady>) = spool
         .complete
         .into_iter()
         .partition(|s| s.sequence > last_listed);
+    // numbering continues after every leftover, even one that cannot be listed
+    let last = leftovers.last().map_or(last_listed, |s| s.sequence);
+    let mut incomplete = spool.incomplete;
+    let has_init = |s: &SegmentReady| {
+        s.init
+            .as_ref()
+            .is_none_or(|name| spool.inits.iter().any(|i| &i.name == name))
+    };
+    let (mut leftovers, orphans): (Vec<SegmentReady>, Vec<SegmentReady>) =
+        leftovers.into_iter().partition(has_init);
+    incomplete.extend(orphans.into_iter().map(|s| s.path));
+    let (inits, unneeded): (Vec<InitReady>, Vec<InitReady>) =
+        spool.inits.into_iter().partition(|i| {
+            leftovers
+                .iter()
+                .any(|s| s.init.as_deref() == Some(i.name.as_str()))
+        });
     // a leftover that does not follow the one before it left a gap in time
     let mut previous = (published.is_some() && last_listed > 0).then_some(last_listed);
     for seg in &mut leftovers {
@@ -147,7 +182,6 @@ pub fn plan_archive(
         }
         previous = Some(seg.sequence);
     }
-    let last = leftovers.last().map_or(last_listed, |s| s.sequence);
     let archive = archive.map(|restored| {
         let mut plan = ArchivePlan::default();
         // with no archive yet, it starts with what the rolling playlist holds
@@ -187,6 +221,7 @@ pub fn plan_archive(
         .into_iter()
         .map(|s| s.path)
         .filter(|p| !archive_needs(p))
+        .chain(unneeded.into_iter().map(|i| i.path))
         .collect();
     Plan {
         first_discontinuity: published.is_some()
@@ -194,9 +229,10 @@ pub fn plan_archive(
             || archive.as_ref().is_some_and(|a| a.restored.is_some()),
         restored: published,
         leftovers,
+        inits,
         archive,
         stale,
-        incomplete: spool.incomplete,
+        incomplete,
         first_sequence: last + 1,
     }
 }
@@ -252,6 +288,7 @@ mod tests {
             parse_published(TEXT.as_bytes(), "https://cdn.example/live/", "cam").unwrap();
         let spool = Leftovers {
             complete: vec![leftover(12), leftover(13), leftover(14), leftover(16)],
+            inits: vec![],
             incomplete: vec![PathBuf::from("/spool/cam-00017.ts.part")],
         };
         let plan = plan(Some(published), spool, false);
@@ -275,6 +312,7 @@ mod tests {
             parse_published(TEXT.as_bytes(), "https://cdn.example/live/", "cam").unwrap();
         let spool = Leftovers {
             complete: vec![leftover(13)],
+            inits: vec![],
             incomplete: vec![],
         };
         let fresh = plan(Some(published), spool, true);
@@ -287,6 +325,7 @@ mod tests {
             None,
             Leftovers {
                 complete: vec![leftover(1), leftover(2)],
+                inits: vec![],
                 incomplete: vec![],
             },
             false,
@@ -294,6 +333,121 @@ mod tests {
         assert_eq!(spool_only.leftovers.len(), 2);
         assert!(!spool_only.leftovers[0].discontinuity);
         assert_eq!(spool_only.first_sequence, 3);
+    }
+
+    #[test]
+    fn maps_are_read_back_and_a_restart_continues_with_them() {
+        let http = "https://cdn.example/live/";
+        let map = |init: &str| Some(format!("{http}cam-init-{init}.mp4"));
+        let mut before = crate::playlist::Playlist::new(4 * 90_000, 3);
+        for n in 1..=5u64 {
+            before.push(Entry {
+                sequence: n,
+                uri: format!("{http}cam-{n:05}.m4s"),
+                duration: 360_000,
+                discontinuity: n == 3,
+                program_date_time: None,
+                map: map(if n < 3 { "a" } else { "b" }),
+            });
+        }
+        // 3, 4 and 5 are listed; the map of 3 is b, declared once before it
+        let text = before.render();
+        let p = parse_published(text.as_bytes(), http, "cam").unwrap();
+        let maps: Vec<Option<String>> = p.entries.iter().map(|e| e.map.clone()).collect();
+        assert_eq!(maps, vec![map("b"), map("b"), map("b")]);
+        assert_eq!(p.entries, before.entries().cloned().collect::<Vec<_>>());
+        // a new run continues it: the old entries keep their map, the new
+        // init gets its own
+        let mut after = crate::playlist::Playlist::new(4 * 90_000, 3);
+        after.restore(
+            p.entries,
+            p.media_sequence,
+            p.discontinuity_sequence,
+            p.target_duration,
+        );
+        after.push(Entry {
+            sequence: 6,
+            uri: format!("{http}cam-00006.m4s"),
+            duration: 360_000,
+            discontinuity: true,
+            program_date_time: None,
+            map: map("c"),
+        });
+        let text = after.render();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:6\n"), "{text}");
+        assert!(text.contains(&format!(
+            "#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n\
+             #EXT-X-MAP:URI=\"{http}cam-init-b.mp4\"\n#EXTINF:4.000,\n{http}cam-00004.m4s\n"
+        )));
+        assert!(text.ends_with(&format!(
+            "#EXT-X-MAP:URI=\"{http}cam-init-c.mp4\"\n#EXT-X-DISCONTINUITY\n\
+             #EXTINF:4.000,\n{http}cam-00006.m4s\n"
+        )));
+        // TS entries have none
+        let ts = parse_published(TEXT.as_bytes(), http, "cam").unwrap();
+        assert!(ts.entries.iter().all(|e| e.map.is_none()));
+    }
+
+    fn spool_init(hex: char) -> InitReady {
+        let name = format!("cam-init-{}.mp4", hex.to_string().repeat(16));
+        InitReady {
+            path: PathBuf::from(format!("/spool/{name}")),
+            name,
+            bytes: 700,
+            codecs: "avc1.64001f".into(),
+            audio_only: false,
+        }
+    }
+
+    fn fmp4_leftover(n: u64, init: &InitReady) -> SegmentReady {
+        SegmentReady {
+            name: format!("cam-{n:05}.m4s"),
+            path: PathBuf::from(format!("/spool/cam-{n:05}.m4s")),
+            packaging: crate::media::Packaging::Fmp4,
+            init: Some(init.name.clone()),
+            ..leftover(n)
+        }
+    }
+
+    #[test]
+    fn fmp4_leftovers_are_published_after_the_init_they_need() {
+        let published =
+            parse_published(TEXT.as_bytes(), "https://cdn.example/live/", "cam").unwrap();
+        let (a, b, c) = (spool_init('a'), spool_init('b'), spool_init('c'));
+        // 12 is listed; 13 and 14 need a (in the spool), 15 needs b (gone);
+        // c is needed by none of them
+        let spool = Leftovers {
+            complete: vec![
+                fmp4_leftover(12, &a),
+                fmp4_leftover(13, &a),
+                fmp4_leftover(14, &a),
+                fmp4_leftover(15, &b),
+            ],
+            inits: vec![a.clone(), c.clone()],
+            incomplete: vec![],
+        };
+        let p = plan(Some(published.clone()), spool, false);
+        let numbers: Vec<u64> = p.leftovers.iter().map(|s| s.sequence).collect();
+        assert_eq!(numbers, vec![13, 14]);
+        assert_eq!(p.inits, vec![a.clone()]);
+        assert_eq!(
+            p.stale,
+            vec![PathBuf::from("/spool/cam-00012.m4s"), c.path.clone()]
+        );
+        assert_eq!(p.incomplete, vec![PathBuf::from("/spool/cam-00015.m4s")]);
+        assert_eq!(p.first_sequence, 16, "15's number is not reused");
+        // --fresh: the inits go too
+        let spool = Leftovers {
+            complete: vec![fmp4_leftover(13, &a)],
+            inits: vec![a.clone()],
+            incomplete: vec![],
+        };
+        let fresh = plan(Some(published), spool, true);
+        assert!(fresh.inits.is_empty());
+        assert_eq!(
+            fresh.stale,
+            vec![PathBuf::from("/spool/cam-00013.m4s"), a.path]
+        );
     }
 
     fn archived(numbers: std::ops::RangeInclusive<u64>) -> Published {
@@ -315,6 +469,7 @@ mod tests {
             parse_published(TEXT.as_bytes(), "https://cdn.example/live/", "cam").unwrap();
         let spool = Leftovers {
             complete: vec![leftover(10), leftover(12), leftover(13)],
+            inits: vec![],
             incomplete: vec![],
         };
         let plan = plan_archive(
@@ -356,6 +511,7 @@ mod tests {
         // the archive version with 13 landed, the rolling one did not
         let spool = Leftovers {
             complete: vec![leftover(13)],
+            inits: vec![],
             incomplete: vec![],
         };
         let plan = plan_archive(

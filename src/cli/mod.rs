@@ -129,7 +129,8 @@ pub struct Opts {
     /// available for its own duration plus that of the longest playlist that
     /// listed it (RFC 8216 §6.2.2). Off: keep every segment (or let a bucket
     /// lifecycle rule expire them). With --archive nothing is deleted: every
-    /// segment stays listed in the archive.
+    /// segment stays listed in the archive. fMP4 init segments are never
+    /// deleted (listed segments and restarts may need them).
     #[arg(long)]
     pub delete_old: bool,
     /// Also keep an archive playlist of the whole event under this object

@@ -41,8 +41,9 @@ pub struct Demuxed<'a> {
 /// A file a packager finished in the spool directory.
 #[derive(Debug)]
 pub enum Finished {
-    /// An fMP4 init segment, complete under its final name.
-    Init(InitReady),
+    /// An fMP4 init segment, still `.part` until the segmenter finalizes
+    /// it.
+    Init { part: PathBuf, init: InitReady },
     /// A media segment, still `.part` until the segmenter finalizes it.
     Segment(ClosedSegment),
 }
@@ -211,18 +212,13 @@ impl Fmp4Files {
         }
     }
 
-    /// Writes `bytes` to `name` in the spool, as a `.part` file unless
-    /// `final_name`.
-    fn write(&mut self, name: &str, bytes: &[u8], final_name: bool) -> io::Result<PathBuf> {
-        let path = self.spool.join(name);
+    /// Writes `bytes` to the `.part` file of `name` in the spool; the
+    /// segmenter finalizes it.
+    fn write(&mut self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let part = self.spool.join(format!("{name}.part"));
         let mut file = fs::File::create(&part)?;
         file.write_all(bytes)?;
         file.sync_data()?;
-        if final_name {
-            fs::rename(&part, &path)?;
-            return Ok(path);
-        }
         self.parts.push(part.clone());
         Ok(part)
     }
@@ -233,19 +229,23 @@ impl Fmp4Files {
             match output {
                 Output::Init(init) => {
                     let name = init_name(&self.prefix, &init.bytes);
-                    let path = self.write(&name, &init.bytes, true)?;
+                    let part = self.write(&name, &init.bytes)?;
                     self.inits.insert(init.id, name.clone());
-                    out.push(Finished::Init(InitReady {
-                        name,
-                        path,
-                        bytes: init.bytes.len() as u64,
-                        codecs: init.codecs,
-                        audio_only: self.audio_only,
-                    }));
+                    self.parts.retain(|p| p != &part);
+                    out.push(Finished::Init {
+                        part,
+                        init: InitReady {
+                            path: self.spool.join(&name),
+                            name,
+                            bytes: init.bytes.len() as u64,
+                            codecs: init.codecs,
+                            audio_only: self.audio_only,
+                        },
+                    });
                 }
                 Output::Segment(seg) => {
                     let name = (self.name)(seg.sequence);
-                    let part = self.write(&name, &seg.bytes, false)?;
+                    let part = self.write(&name, &seg.bytes)?;
                     self.waiting.push_back(ClosedSegment {
                         sequence: seg.sequence,
                         part,

@@ -84,17 +84,6 @@ pub struct SegmenterSummary {
     pub router: router::RouterStats,
 }
 
-/// The file name of a TS segment: `<prefix>-<NNNNN>.ts`.
-pub fn segment_name(prefix: &str, sequence: u64) -> String {
-    crate::media::segment::segment_name(prefix, sequence, crate::media::Packaging::Ts)
-}
-
-/// The number in a segment file name made by [`segment_name`] (either
-/// packaging).
-pub fn segment_number(name: &str, prefix: &str) -> Option<u64> {
-    crate::media::segment::segment_number(name, prefix)
-}
-
 struct StreamMeta {
     medium: Media,
     codec: keyframe::Codec,
@@ -342,8 +331,9 @@ impl Run<'_> {
     fn send(&mut self, finished: Vec<Finished>) -> Result<(), SegmenterError> {
         for f in finished {
             let event = match f {
-                Finished::Init(init) => {
+                Finished::Init { part, init } => {
                     log::debug!("init segment {} ready: {}", init.name, init.codecs);
+                    spool::finalize_init(&part, &init)?;
                     Event::Init(init)
                 }
                 Finished::Segment(c) => {
@@ -630,7 +620,12 @@ pub fn segment_in_memory(
     let result = run_reader(source, cfg, &outbox, Arc::new(AtomicBool::new(false)));
     drop(outbox);
     let mut segments = Vec::new();
-    while let crate::channel::Received::Segment(seg) = inbox.try_recv() {
+    loop {
+        let seg = match inbox.try_recv() {
+            crate::channel::Received::Segment(seg) => seg,
+            crate::channel::Received::Init(_) => continue,
+            _ => break,
+        };
         let len = std::fs::metadata(&seg.path).map(|m| m.len()).ok();
         assert_eq!(
             len,
@@ -659,7 +654,7 @@ mod tests {
     fn a_segment_without_timing_leaves_no_file_and_no_gap_in_the_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let closed = |sequence: u64, timing: Option<cutter::SegmentTiming>| {
-            let name = segment_name("live", sequence);
+            let name = media::segment::segment_name("live", sequence, Packaging::Ts);
             let part = dir.path().join(format!("{name}.part"));
             std::fs::write(&part, [ts::SYNC_BYTE; ts::PACKET_SIZE]).unwrap();
             ClosedSegment {

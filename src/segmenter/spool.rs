@@ -4,6 +4,17 @@
 //! metadata goes to `<name>.meta` and only then is the segment renamed to
 //! `<name>`, so a segment file that exists always has its metadata beside
 //! it. Both stay until the playlist that lists the segment is published.
+//!
+//! The metadata is `key=value` lines: `sequence`, `start`, `duration`,
+//! `bytes`, `discontinuity` (0 or 1), `program_date_time` (RFC 3339),
+//! `packaging` (`ts` or `fmp4`; missing in files of earlier versions, which
+//! are TS) and, for fMP4, `init`: the name of the init segment it needs.
+//!
+//! An fMP4 init segment (`<prefix>-init-<hash>.mp4`, see
+//! [`crate::media::segment::init_name`]) is finalized the same way with
+//! [`finalize_init`]; its metadata is `bytes`, `codecs` and `audio_only`.
+//! It stays until the run has published everything, so that segments left
+//! after a crash still find it.
 
 use std::fs;
 use std::io;
@@ -11,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::SegmentReady;
+use crate::media::segment::is_init_name;
+use crate::media::{InitReady, Packaging, SegmentReady};
 
 /// The metadata file of a segment file.
 pub fn meta_path(segment: &Path) -> PathBuf {
@@ -23,11 +35,9 @@ pub fn meta_path(segment: &Path) -> PathBuf {
 /// Makes a finished `.part` file a complete spool segment: writes its
 /// metadata, then renames it into place.
 pub fn finalize(part: &Path, seg: &SegmentReady) -> io::Result<()> {
-    let meta = meta_path(&seg.path);
-    let mut tmp = meta.clone().into_os_string();
-    tmp.push(".tmp");
-    let text = format!(
-        "sequence={}\nstart={}\nduration={}\nbytes={}\ndiscontinuity={}\nprogram_date_time={}\n",
+    let mut text = format!(
+        "sequence={}\nstart={}\nduration={}\nbytes={}\ndiscontinuity={}\nprogram_date_time={}\n\
+         packaging={}\n",
         seg.sequence,
         seg.start,
         seg.duration,
@@ -35,10 +45,43 @@ pub fn finalize(part: &Path, seg: &SegmentReady) -> io::Result<()> {
         u8::from(seg.discontinuity),
         seg.program_date_time
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        packaging_name(seg.packaging),
     );
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, &meta)?;
+    if let Some(init) = &seg.init {
+        text += &format!("init={init}\n");
+    }
+    write_meta(&seg.path, &text)?;
     fs::rename(part, &seg.path)
+}
+
+/// Makes a finished `.part` file a complete spool init segment: writes
+/// its metadata, then renames it into place (over the same file of an
+/// earlier run, which has the same bytes since its name comes from them).
+pub fn finalize_init(part: &Path, init: &InitReady) -> io::Result<()> {
+    let text = format!(
+        "bytes={}\ncodecs={}\naudio_only={}\n",
+        init.bytes,
+        init.codecs,
+        u8::from(init.audio_only)
+    );
+    write_meta(&init.path, &text)?;
+    fs::rename(part, &init.path)
+}
+
+/// Writes the metadata of `file` beside it, atomically.
+fn write_meta(file: &Path, text: &str) -> io::Result<()> {
+    let meta = meta_path(file);
+    let mut tmp = meta.clone().into_os_string();
+    tmp.push(".tmp");
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, &meta)
+}
+
+fn packaging_name(p: Packaging) -> &'static str {
+    match p {
+        Packaging::Ts => "ts",
+        Packaging::Fmp4 => "fmp4",
+    }
 }
 
 /// Removes a segment and its metadata from the spool.
@@ -50,11 +93,28 @@ pub fn remove(segment: &Path) -> io::Result<()> {
     }
 }
 
-fn parse_meta(text: &str, path: &Path, name: &str) -> Option<SegmentReady> {
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .map(str::trim)
+/// The value of `key` in metadata text.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(str::trim)
+}
+
+fn parse_meta(text: &str, path: &Path, name: &str, prefix: &str) -> Option<SegmentReady> {
+    let field = |key: &str| field(text, key);
+    let packaging = match field("packaging") {
+        None | Some("ts") => Packaging::Ts,
+        Some("fmp4") => Packaging::Fmp4,
+        Some(_) => return None,
+    };
+    // an fMP4 segment names its init; a TS one has none
+    let init = match packaging {
+        Packaging::Ts => None,
+        Packaging::Fmp4 => Some(
+            field("init")
+                .filter(|i| is_init_name(i, prefix))?
+                .to_string(),
+        ),
     };
     Some(SegmentReady {
         sequence: field("sequence")?.parse().ok()?,
@@ -67,9 +127,18 @@ fn parse_meta(text: &str, path: &Path, name: &str) -> Option<SegmentReady> {
         program_date_time: DateTime::parse_from_rfc3339(field("program_date_time")?)
             .ok()?
             .with_timezone(&Utc),
-        // the spool holds the segments of this packaging only (see scan)
-        packaging: crate::media::Packaging::Ts,
-        init: None,
+        packaging,
+        init,
+    })
+}
+
+fn parse_init_meta(text: &str, path: &Path, name: &str) -> Option<InitReady> {
+    Some(InitReady {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        bytes: field(text, "bytes")?.parse().ok()?,
+        codecs: field(text, "codecs")?.to_string(),
+        audio_only: field(text, "audio_only")? == "1",
     })
 }
 
@@ -78,35 +147,53 @@ fn parse_meta(text: &str, path: &Path, name: &str) -> Option<SegmentReady> {
 pub struct Leftovers {
     /// Complete segments, in sequence order.
     pub complete: Vec<SegmentReady>,
+    /// Complete fMP4 init segments, by name.
+    pub inits: Vec<InitReady>,
     /// Segment files that were still being written (`.part`), or whose
     /// metadata is missing or unreadable.
     pub incomplete: Vec<PathBuf>,
 }
 
-/// Finds the segments named `<prefix>-<N>.ts` in `dir`.
+/// Finds the segments named `<prefix>-<N>.ts` or `.m4s`, and the init
+/// segments named `<prefix>-init-<hash>.mp4`, in `dir`.
 pub fn scan(dir: &Path, prefix: &str) -> io::Result<Leftovers> {
     let mut found = Leftovers::default();
+    let ours = |n: &str| {
+        crate::media::segment::segment_number(n, prefix).is_some() || is_init_name(n, prefix)
+    };
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let part_of = name.strip_suffix(".part");
-        if part_of.is_some_and(|n| super::segment_number(n, prefix).is_some()) {
+        if name.strip_suffix(".part").is_some_and(ours) {
             found.incomplete.push(entry.path());
             continue;
         }
-        if super::segment_number(&name, prefix).is_none() {
+        if !ours(&name) {
             continue;
         }
         let path = entry.path();
         let meta = fs::read_to_string(meta_path(&path)).ok();
-        let seg = meta.as_deref().and_then(|m| parse_meta(m, &path, &name));
         let size = entry.metadata()?.len();
-        match seg {
+        if is_init_name(&name, prefix) {
+            match meta
+                .as_deref()
+                .and_then(|m| parse_init_meta(m, &path, &name))
+            {
+                Some(init) if init.bytes == size => found.inits.push(init),
+                _ => found.incomplete.push(path),
+            }
+            continue;
+        }
+        match meta
+            .as_deref()
+            .and_then(|m| parse_meta(m, &path, &name, prefix))
+        {
             Some(seg) if seg.bytes == size => found.complete.push(seg),
             _ => found.incomplete.push(path),
         }
     }
     found.complete.sort_by_key(|s| s.sequence);
+    found.inits.sort_by(|a, b| a.name.cmp(&b.name));
     found.incomplete.sort();
     Ok(found)
 }
@@ -153,6 +240,88 @@ mod tests {
         remove(&found.complete[0].path).unwrap();
         assert!(!dir.path().join("live-00001.ts").exists());
         assert!(!dir.path().join("live-00001.ts.meta").exists());
+    }
+
+    #[test]
+    fn fmp4_segments_and_their_init_are_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"ftyp moov";
+        let name = crate::media::segment::init_name("live", bytes);
+        let init = InitReady {
+            path: dir.path().join(&name),
+            name: name.clone(),
+            bytes: bytes.len() as u64,
+            codecs: "mp4a.40.2".into(),
+            audio_only: true,
+        };
+        let part = dir.path().join(format!("{name}.part"));
+        fs::write(&part, bytes).unwrap();
+        finalize_init(&part, &init).unwrap();
+        for n in 1..=2 {
+            let s = SegmentReady {
+                name: format!("live-{n:05}.m4s"),
+                path: dir.path().join(format!("live-{n:05}.m4s")),
+                packaging: Packaging::Fmp4,
+                init: Some(name.clone()),
+                ..seg(dir.path(), n, b"moof mdat")
+            };
+            let part = dir.path().join(format!("{}.part", s.name));
+            fs::write(&part, b"moof mdat").unwrap();
+            finalize(&part, &s).unwrap();
+        }
+        // an earlier version's metadata has no packaging: TS
+        fs::write(dir.path().join("live-00003.ts"), b"abc").unwrap();
+        fs::write(
+            dir.path().join("live-00003.ts.meta"),
+            "sequence=3\nstart=0\nduration=90000\nbytes=3\ndiscontinuity=0\n\
+             program_date_time=2026-11-21T12:00:03.000000Z\n",
+        )
+        .unwrap();
+        // an fMP4 segment that names no init, an init without metadata and
+        // one still being written are incomplete
+        fs::write(dir.path().join("live-00004.m4s"), b"x").unwrap();
+        fs::write(
+            dir.path().join("live-00004.m4s.meta"),
+            "sequence=4\nstart=0\nduration=90000\nbytes=1\ndiscontinuity=0\n\
+             program_date_time=2026-11-21T12:00:04.000000Z\npackaging=fmp4\n",
+        )
+        .unwrap();
+        let other = crate::media::segment::init_name("live", b"other");
+        fs::write(dir.path().join(&other), b"other").unwrap();
+        let writing = crate::media::segment::init_name("live", b"third");
+        fs::write(dir.path().join(format!("{writing}.part")), b"thi").unwrap();
+        let found = scan(dir.path(), "live").unwrap();
+        assert_eq!(found.inits, vec![init]);
+        let got: Vec<(u64, Packaging, Option<&str>)> = found
+            .complete
+            .iter()
+            .map(|s| (s.sequence, s.packaging, s.init.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Packaging::Fmp4, Some(name.as_str())),
+                (2, Packaging::Fmp4, Some(name.as_str())),
+                (3, Packaging::Ts, None),
+            ]
+        );
+        let mut incomplete: Vec<String> = found
+            .incomplete
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        incomplete.sort();
+        let mut expected = vec![
+            "live-00004.m4s".to_string(),
+            other,
+            format!("{writing}.part"),
+        ];
+        expected.sort();
+        assert_eq!(incomplete, expected);
+        // an init is removed with its metadata
+        remove(&found.inits[0].path).unwrap();
+        assert!(!dir.path().join(&name).exists());
+        assert!(!dir.path().join(format!("{name}.meta")).exists());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The storage side: store each segment, then publish the playlist that
-//! lists it.
+//! The storage side: store each segment (and, for fMP4, the init segment
+//! it needs), then publish the playlist that lists it.
 //!
 //! Segments upload concurrently (up to `concurrency` at once), but enter the
 //! playlist strictly in sequence order, and only after they are stored.
@@ -27,10 +27,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::channel::{Inbox, Received};
-use crate::segmenter::SegmentReady;
+use crate::media::{InitReady, SegmentReady};
 use crate::timeline::format_secs;
 use retry::{Retrier, RetryPolicy};
-use schedule::{Action, Schedule, Upload, Version};
+use schedule::{Action, Item, Schedule, Upload, Version};
 use store::{Body, ObjectMeta, Store, StoreError};
 
 pub use crate::media::packaging::{
@@ -121,6 +121,8 @@ pub enum UploadError {
 pub struct UploadSummary {
     pub segments: u64,
     pub bytes: u64,
+    /// fMP4 init segments stored.
+    pub inits: u64,
     pub playlist_versions: u64,
     /// Bytes of all playlist versions published.
     pub playlist_bytes: u64,
@@ -253,6 +255,13 @@ impl Uploader {
         self.schedule.arrived(seg, now());
     }
 
+    /// Queues an init segment for storing, before the segments that need
+    /// it (the segmenter's, or one an earlier run left in the spool). A
+    /// name already queued in this run is stored once.
+    pub fn queue_init(&mut self, init: InitReady) {
+        self.schedule.init_arrived(init);
+    }
+
     /// Continues a playlist an earlier run published.
     pub fn restore(&mut self, published: &crate::resume::Published) {
         self.schedule.restore(published);
@@ -317,7 +326,7 @@ impl Uploader {
                 _ = inbox.ring(), if !ended => {}
                 Some(done) = requests.uploads.join_next() => {
                     let (upload, result) = done.expect("upload tasks do not panic");
-                    self.segment_done(upload, result)?;
+                    self.upload_done(upload, result)?;
                 }
                 Some(done) = requests.playlist.join_next() => {
                     let (result, text) = done.expect("publish tasks do not panic");
@@ -339,18 +348,18 @@ impl Uploader {
                     if wake.is_some() => {}
             }
         }
+        remove_spool(self.schedule.finished_spool(), &mut requests);
         while requests.removals.join_next().await.is_some() {}
         self.finish()
     }
 
-    /// Takes every segment waiting in the inbox; true once the segmenter
-    /// has ended.
+    /// Takes every segment and init waiting in the inbox; true once the
+    /// segmenter has ended.
     fn receive(&mut self, inbox: &Inbox) -> bool {
         loop {
             match inbox.try_recv() {
+                Received::Init(init) => self.queue_init(init),
                 Received::Segment(seg) => self.queue(seg),
-                // fMP4 publishing is not wired in yet (no --format option)
-                Received::Init(init) => log::warn!("init segment {} not published", init.name),
                 Received::Empty => return false,
                 Received::Ended => {
                     self.schedule.input_ended(now());
@@ -440,18 +449,27 @@ impl Uploader {
         }
     }
 
-    /// A segment upload finished; a failure ends the run.
-    fn segment_done(
+    /// A segment or init upload finished; a failure ends the run.
+    fn upload_done(
         &mut self,
         upload: Upload,
         result: Result<(), StoreError>,
     ) -> Result<(), UploadError> {
         if let Err(source) = result {
-            self.schedule.store_failed(upload.sequence);
+            match &upload.item {
+                Item::Segment(n) => self.schedule.store_failed(*n),
+                Item::Init(name) => self.schedule.init_store_failed(name),
+            }
             return Err(self.error(&upload.key, source));
         }
         log::debug!("stored {} ({} bytes)", upload.key, upload.bytes);
-        self.schedule.stored(upload.sequence, now());
+        match &upload.item {
+            Item::Segment(n) => self.schedule.stored(*n, now()),
+            Item::Init(name) => {
+                self.summary.inits += 1;
+                self.schedule.init_stored(name);
+            }
+        }
         Ok(())
     }
 
@@ -515,8 +533,12 @@ impl Uploader {
             return Err(err);
         }
         log::info!(
-            "published {} segment(s), {} s of media, {} bytes, {} playlist version(s) ({} bytes){} to {}{}",
+            "published {} segment(s){}, {} s of media, {} bytes, {} playlist version(s) ({} bytes){} to {}{}",
             self.summary.segments,
+            match self.summary.inits {
+                0 => String::new(),
+                n => format!(" and {n} init segment(s)"),
+            },
             format_secs(self.summary.media_ticks),
             self.summary.bytes,
             self.summary.playlist_versions,
@@ -637,7 +659,8 @@ mod tests {
     }
 
     /// Checks the completed-request log: every playlist version lists only
-    /// segments already stored, and versions only move forward.
+    /// segments and init segments (EXT-X-MAP) already stored, and versions
+    /// only move forward.
     fn check_order(store: &MemoryStore) -> Vec<String> {
         check_versions(store, "index.m3u8")
     }
@@ -654,7 +677,14 @@ mod tests {
             }
             if key.ends_with(".m3u8") {
                 let text = String::from_utf8(body.clone()).unwrap();
-                let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+                let maps = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")?.strip_suffix('"'));
+                let uris: Vec<&str> = text
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .chain(maps)
+                    .collect();
                 for uri in &uris {
                     assert!(
                         stored.contains(&format!("live/event/{uri}")),
@@ -701,8 +731,12 @@ mod tests {
             .iter()
             .map(|v| v.matches("#EXTINF").count())
             .collect();
-        // coalescing may merge steps while a PUT is in flight, never skip the last
-        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+        // coalescing may merge steps while a PUT is in flight, never skip the
+        // last; when the version with the last segment went up before the
+        // end of input was seen, the final (VOD) version repeats its count
+        let (last, growing) = counts.split_last().unwrap();
+        assert!(growing.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+        assert!(growing.last().is_some_and(|p| p <= last), "{counts:?}");
         assert!(counts.len() <= 5, "{counts:?}");
         assert_eq!(*counts.last().unwrap(), 11);
         assert_eq!(summary.archive_versions, versions.len() as u64);
@@ -730,6 +764,295 @@ mod tests {
             0,
             "spool emptied"
         );
+    }
+
+    /// An fMP4 init segment file in `dir`, named from its bytes.
+    fn init_file(dir: &std::path::Path, bytes: &[u8], audio_only: bool) -> InitReady {
+        let name = crate::media::segment::init_name("s", bytes);
+        let path = dir.join(&name);
+        fs::write(&path, bytes).unwrap();
+        InitReady {
+            name,
+            path,
+            bytes: bytes.len() as u64,
+            codecs: "avc1.64001f".into(),
+            audio_only,
+        }
+    }
+
+    fn fmp4_segment(dir: &std::path::Path, n: u64, init: &InitReady) -> SegmentReady {
+        let name = format!("s-{n:05}.m4s");
+        let path = dir.join(&name);
+        fs::write(&path, format!("segment {n}")).unwrap();
+        SegmentReady {
+            sequence: n,
+            name,
+            path,
+            bytes: 9,
+            start: 0,
+            duration: 4 * S,
+            discontinuity: false,
+            program_date_time: Utc::now(),
+            packaging: crate::media::Packaging::Fmp4,
+            init: Some(init.name.clone()),
+        }
+    }
+
+    #[test]
+    fn fmp4_inits_are_stored_once_before_the_versions_that_name_them() {
+        let store = MemoryStore::new();
+        // the inits take longer than the segments that need them
+        store
+            .lock()
+            .delays
+            .push(("mp4".into(), Duration::from_millis(150)));
+        let dir = tempfile::tempdir().unwrap();
+        let a = init_file(dir.path(), b"ftyp moov 1280x720", false);
+        let b = init_file(dir.path(), b"ftyp moov 1920x1080", false);
+        // and the first is refused twice before it is stored
+        store.lock().faults.push(Fault {
+            suffix: a.name.clone(),
+            kind: ErrorKind::Transient,
+            times: 2,
+        });
+        let (outbox, inbox) = channel::bounded(4);
+        let feeder = {
+            let (dir, a, b) = (dir.path().to_path_buf(), a.clone(), b.clone());
+            std::thread::spawn(move || {
+                outbox.send(a.clone()).unwrap();
+                for n in 1..=3 {
+                    outbox.send(fmp4_segment(&dir, n, &a)).unwrap();
+                }
+                // announced again (as after a restart): stored once
+                outbox.send(a.clone()).unwrap();
+                outbox.send(b.clone()).unwrap();
+                for n in 4..=6 {
+                    outbox.send(fmp4_segment(&dir, n, &b)).unwrap();
+                }
+            })
+        };
+        let up = Uploader::new(
+            Arc::new(store.clone()),
+            archive_config(8 * S),
+            Arc::default(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let summary = rt.block_on(up.run(inbox)).unwrap();
+        feeder.join().unwrap();
+        assert_eq!((summary.segments, summary.inits), (6, 2));
+        assert_eq!(summary.retries, 2);
+        let versions = check_order(&store);
+        let archive = check_versions(&store, "archive.m3u8");
+        let map = |i: &InitReady| format!("#EXT-X-MAP:URI=\"{}\"\n", i.name);
+        let last = versions.last().unwrap();
+        assert!(last.starts_with("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n"));
+        assert!(
+            last.contains(&format!("{}#EXTINF:4.000,\ns-00004.m4s\n", map(&b))),
+            "{last}"
+        );
+        let whole = archive.last().unwrap();
+        assert!(whole.contains(&format!("{}#EXTINF:4.000,\ns-00001.m4s\n", map(&a))));
+        assert!(whole.contains(&format!("s-00003.m4s\n{}#EXTINF", map(&b))));
+        let state = store.lock();
+        let puts: Vec<&str> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        for (i, bytes) in [
+            (&a, &b"ftyp moov 1280x720"[..]),
+            (&b, b"ftyp moov 1920x1080"),
+        ] {
+            let key = format!("live/event/{}", i.name);
+            assert_eq!(puts.iter().filter(|k| **k == key).count(), 1, "{puts:?}");
+            let (body, meta) = &state.objects[&key];
+            assert_eq!(body, bytes);
+            assert_eq!(meta.content_type, "video/mp4");
+            assert_eq!(meta.cache_control, DEFAULT_SEGMENT_CACHE_CONTROL);
+        }
+        assert_eq!(
+            state.objects["live/event/s-00005.m4s"].1.content_type,
+            "video/mp4"
+        );
+        drop(state);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "segments and inits removed from the spool: {left:?}"
+        );
+    }
+
+    #[test]
+    fn a_restart_stores_the_spool_init_again_before_the_leftovers_and_keeps_the_maps() {
+        use crate::segmenter::spool;
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        // an earlier run published 1-3 with init a, and left 4 and 5 (which
+        // need a) and a itself in the spool
+        let a = init_file(dir.path(), b"ftyp moov 1280x720", false);
+        let part = dir.path().join("init.part");
+        fs::write(&part, b"ftyp moov 1280x720").unwrap();
+        spool::finalize_init(&part, &a).unwrap();
+        let mut text = format!(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
+             #EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-MAP:URI=\"{}\"\n",
+            a.name
+        );
+        for n in 1..=3 {
+            text += &format!("#EXTINF:4.000,\ns-{n:05}.m4s\n");
+        }
+        for n in 4..=5 {
+            let seg = fmp4_segment(dir.path(), n, &a);
+            let part = dir.path().join("seg.part");
+            fs::write(&part, fs::read(&seg.path).unwrap()).unwrap();
+            spool::finalize(&part, &seg).unwrap();
+        }
+        let published = crate::resume::parse_published(text.as_bytes(), "", "s").unwrap();
+        let leftovers = spool::scan(dir.path(), "s").unwrap();
+        let plan = crate::resume::plan(Some(published), leftovers, false);
+        assert_eq!(plan.inits.len(), 1);
+        let cfg = UploaderConfig {
+            window: 5,
+            ..config()
+        };
+        let mut up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        up.restore(plan.restored.as_ref().unwrap());
+        for init in plan.inits {
+            up.queue_init(init);
+        }
+        for seg in plan.leftovers {
+            up.queue(seg);
+        }
+        // this run makes the same init again, and a segment with it
+        let (outbox, inbox) = channel::bounded(4);
+        outbox.send(a.clone()).unwrap();
+        outbox.send(fmp4_segment(dir.path(), 6, &a)).unwrap();
+        drop(outbox);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let summary = rt.block_on(up.run(inbox)).unwrap();
+        assert_eq!((summary.segments, summary.inits), (3, 1));
+        // the init is stored again before the first version (1-3 were
+        // stored by the earlier run)
+        let state = store.lock();
+        let puts: Vec<&str> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        let at = |key: &str| puts.iter().position(|k| *k == key);
+        let init_key = format!("live/event/{}", a.name);
+        assert!(at(&init_key) < at("live/event/index.m3u8"), "{puts:?}");
+        assert_eq!(puts.iter().filter(|k| **k == init_key).count(), 1);
+        let versions: Vec<String> = state
+            .log
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, body } if key.ends_with("index.m3u8") => {
+                    Some(String::from_utf8(body.clone()).unwrap())
+                }
+                _ => None,
+            })
+            .collect();
+        drop(state);
+        let last = versions.last().unwrap();
+        let map = format!("#EXT-X-MAP:URI=\"{}\"\n", a.name);
+        assert!(
+            last.starts_with(&format!(
+                "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:4\n\
+             #EXT-X-MEDIA-SEQUENCE:2\n{map}#EXTINF:4.000,\ns-00002.m4s\n"
+            )),
+            "{last}"
+        );
+        // the leftovers follow 3 directly, and their map is the same: it is
+        // not repeated
+        assert!(
+            last.contains("s-00003.m4s\n#EXTINF:4.000,\ns-00004.m4s\n"),
+            "{last}"
+        );
+        assert_eq!(last.matches("#EXT-X-MAP:").count(), 1);
+        assert!(last.ends_with("s-00006.m4s\n#EXT-X-ENDLIST\n"));
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn an_audio_only_fmp4_run_is_stored_as_audio_mp4() {
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        let radio = init_file(dir.path(), b"ftyp moov mp4a", true);
+        let (outbox, inbox) = channel::bounded(4);
+        outbox.send(radio.clone()).unwrap();
+        outbox.send(fmp4_segment(dir.path(), 1, &radio)).unwrap();
+        drop(outbox);
+        let cfg = UploaderConfig {
+            keep_spool: true,
+            ..config()
+        };
+        let up = Uploader::new(Arc::new(store.clone()), cfg, Arc::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(up.run(inbox)).unwrap();
+        check_order(&store);
+        let state = store.lock();
+        let key = format!("live/event/{}", radio.name);
+        assert_eq!(state.objects[&key].0, b"ftyp moov mp4a");
+        assert_eq!(state.objects[&key].1.content_type, "audio/mp4");
+        assert_eq!(
+            state.objects["live/event/s-00001.m4s"].1.content_type,
+            "audio/mp4"
+        );
+        assert!(radio.path.exists(), "--keep-spool keeps the init");
+    }
+
+    #[test]
+    fn a_permanent_failure_of_an_init_lists_none_of_its_segments() {
+        let store = MemoryStore::new();
+        let dir = tempfile::tempdir().unwrap();
+        let a = init_file(dir.path(), b"ftyp moov", false);
+        store.lock().faults.push(Fault {
+            suffix: a.name.clone(),
+            kind: ErrorKind::Permanent,
+            times: 1,
+        });
+        let (outbox, inbox) = channel::bounded(8);
+        outbox.send(a.clone()).unwrap();
+        for n in 1..=3 {
+            outbox.send(fmp4_segment(dir.path(), n, &a)).unwrap();
+        }
+        drop(outbox);
+        let up = Uploader::new(Arc::new(store.clone()), config(), Arc::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        match rt.block_on(up.run(inbox)) {
+            Err(UploadError::Store { key, .. }) => {
+                assert_eq!(key, format!("live/event/{}", a.name))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!store.lock().objects.contains_key("live/event/index.m3u8"));
+        assert!(a.path.exists(), "the init stays in the spool");
     }
 
     #[test]

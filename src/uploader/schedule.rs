@@ -10,10 +10,14 @@
 //! times and no runtime.
 //!
 //! The rules it keeps:
-//! - at most `concurrency` uploads at once, in arrival order;
-//! - a segment is listed only once it and every segment that arrived before
-//!   it are stored; one that failed for good is never listed, nor anything
-//!   after it;
+//! - at most `concurrency` uploads at once, in arrival order, init segments
+//!   (fMP4) before the media segments waiting with them; an init whose name
+//!   was already announced in this run is not stored again (names come from
+//!   the bytes);
+//! - nothing is listed before it is stored: a segment is listed only once
+//!   it, the init segment it needs (its EXT-X-MAP) and every segment that
+//!   arrived before it are stored; one that failed for good, or whose init
+//!   failed for good, is never listed, nor anything after it;
 //! - one playlist version in flight at a time; changes made meanwhile go up
 //!   together as the next one;
 //! - the archive goes up with its first segment, then once `every` ticks of
@@ -23,7 +27,11 @@
 //!   duration plus that of the longest playlist that held it have passed
 //!   (RFC 8216 §6.2.2);
 //! - spool files go once a published version lists their segment (with an
-//!   archive, once the archive does);
+//!   archive, once the archive does); those of init segments once the run
+//!   has ended with everything published (a restart may need them before);
+//! - init segments are never deleted, not even with `delete_old`: a listed
+//!   segment, in the rolling playlist or the archive, may need one, and a
+//!   restart that makes the same init reuses its name;
 //! - more than `max_spool` bytes not yet stored stop the input; once input
 //!   has ended, what is left must be stored within `flush_timeout`.
 
@@ -33,16 +41,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{object_key, UploaderConfig};
+use crate::media::{InitReady, Packaging, SegmentReady};
 use crate::playlist::{Entry, Playlist};
 use crate::resume::{ArchivePlan, Published};
-use crate::segmenter::SegmentReady;
 use crate::timeline::TICKS_PER_SECOND;
 
 /// Something for the uploader to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Store a segment's spool file; report with [`Schedule::stored`] or
-    /// [`Schedule::store_failed`].
+    /// Store a segment's or an init segment's spool file; report with
+    /// [`Schedule::stored`] or [`Schedule::store_failed`] (a segment),
+    /// [`Schedule::init_stored`] or [`Schedule::init_store_failed`] (an
+    /// init).
     Upload(Upload),
     /// Publish a version of the rolling playlist; report with
     /// [`Schedule::playlist_published`].
@@ -58,14 +68,24 @@ pub enum Action {
     GiveUp { remaining: usize },
 }
 
-/// A segment to store.
+/// What an upload stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// The media segment of this sequence number.
+    Segment(u64),
+    /// The init segment of this name.
+    Init(String),
+}
+
+/// A segment or an init segment to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
-    pub sequence: u64,
+    pub item: Item,
     pub key: String,
     pub path: PathBuf,
     pub bytes: u64,
-    /// Its Content-Type, from its packaging.
+    /// Its Content-Type: from its packaging, and for fMP4 whether its init
+    /// has video (`video/mp4`) or not (`audio/mp4`).
     pub content_type: &'static str,
 }
 
@@ -117,6 +137,22 @@ struct Listed {
 struct Landing {
     leaving: Vec<(String, i64)>,
     spool: Vec<PathBuf>,
+}
+
+/// How far an init segment announced in this run got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitStatus {
+    Waiting,
+    Uploading,
+    Stored,
+    Failed,
+}
+
+/// An init segment announced in this run.
+#[derive(Debug)]
+struct Init {
+    init: InitReady,
+    status: InitStatus,
 }
 
 /// The archive beside the rolling playlist.
@@ -178,12 +214,18 @@ pub struct Schedule {
     /// Sequence numbers in the order they arrived, not yet listed: the
     /// order of listing.
     order: VecDeque<u64>,
-    /// Segments stored but waiting for an earlier one before being listed.
+    /// Segments stored but waiting for an earlier one, or for their init,
+    /// before being listed.
     stored: BTreeMap<u64, SegmentReady>,
+    /// Init segments announced in this run, by name.
+    inits: BTreeMap<String, Init>,
+    /// Names of announced inits not yet being uploaded, in arrival order.
+    init_queue: VecDeque<String>,
     /// Bytes of segments arrived and not yet stored.
     spool_bytes: u64,
     input_stopped: bool,
-    /// A segment failed for good: nothing more is uploaded or listed.
+    /// A segment or an init failed for good: nothing more is uploaded or
+    /// listed.
     failed: bool,
     /// When input ended, if it has.
     input_ended: Option<Instant>,
@@ -218,6 +260,8 @@ impl Schedule {
             uploading: BTreeMap::new(),
             order: VecDeque::new(),
             stored: BTreeMap::new(),
+            inits: BTreeMap::new(),
+            init_queue: VecDeque::new(),
             spool_bytes: 0,
             input_stopped: false,
             failed: false,
@@ -286,11 +330,39 @@ impl Schedule {
     }
 
     /// A segment arrived (from the segmenter, or left in the spool by an
-    /// earlier run).
+    /// earlier run). An fMP4 segment's init is announced before it (see
+    /// [`Schedule::init_arrived`]); until that init is stored it is not
+    /// listed.
     pub fn arrived(&mut self, seg: SegmentReady, now: Instant) {
+        if let Some(init) = seg.init.as_ref().filter(|n| !self.inits.contains_key(*n)) {
+            log::warn!(
+                "segment {} needs init segment {init}, which was not announced: \
+                 it is not listed before that init is stored",
+                seg.name
+            );
+        }
         self.order.push_back(seg.sequence);
         self.spool_bytes += seg.bytes;
         self.waiting.push_back((now, seg));
+    }
+
+    /// An init segment arrived (from the segmenter, or left in the spool by
+    /// an earlier run): it is stored before anything else waiting. A name
+    /// already announced in this run stands for the same bytes and is not
+    /// stored again.
+    pub fn init_arrived(&mut self, init: InitReady) {
+        if self.inits.contains_key(&init.name) {
+            log::debug!("init segment {} is stored once", init.name);
+            return;
+        }
+        self.init_queue.push_back(init.name.clone());
+        self.inits.insert(
+            init.name.clone(),
+            Init {
+                init,
+                status: InitStatus::Waiting,
+            },
+        );
     }
 
     /// No more segments will arrive.
@@ -310,13 +382,7 @@ impl Schedule {
             .max(now.saturating_duration_since(arrived));
         self.spool_bytes -= seg.bytes;
         self.stored.insert(seg.sequence, seg);
-        if self.failed {
-            return;
-        }
-        while let Some(seg) = self.order.front().and_then(|n| self.stored.remove(n)) {
-            self.order.pop_front();
-            self.list(seg);
-        }
+        self.list_ready();
     }
 
     /// A segment's upload failed for good: it stays in the spool, and
@@ -324,6 +390,37 @@ impl Schedule {
     pub fn store_failed(&mut self, sequence: u64) {
         self.uploading.remove(&sequence);
         self.failed = true;
+    }
+
+    /// An init segment's upload succeeded: list the stored segments that
+    /// waited for it.
+    pub fn init_stored(&mut self, name: &str) {
+        if let Some(i) = self.inits.get_mut(name) {
+            i.status = InitStatus::Stored;
+        }
+        self.list_ready();
+    }
+
+    /// An init segment's upload failed for good: no segment that needs it
+    /// is listed, nor anything after it.
+    pub fn init_store_failed(&mut self, name: &str) {
+        if let Some(i) = self.inits.get_mut(name) {
+            i.status = InitStatus::Failed;
+        }
+        self.failed = true;
+    }
+
+    /// The spool files of init segments, to remove once the run is done
+    /// (each is returned once; none with `keep_spool`). Until then a
+    /// segment left in the spool may still need one after a restart.
+    pub fn finished_spool(&mut self) -> Vec<PathBuf> {
+        if !self.is_done() || self.keep_spool {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.inits)
+            .into_values()
+            .map(|i| i.init.path)
+            .collect()
     }
 
     /// The playlist version sent last has landed at `now`. Returns the
@@ -368,7 +465,7 @@ impl Schedule {
         actions.extend(self.due_deletions(now).into_iter().map(Action::Delete));
         if self.flush_deadline().is_some_and(|d| now >= d) && !self.is_done() {
             actions.push(Action::GiveUp {
-                remaining: self.waiting.len() + self.uploading.len(),
+                remaining: self.order.len(),
             });
         }
         actions
@@ -408,26 +505,89 @@ impl Schedule {
         self.input_ended.map(|t| t + self.flush_timeout)
     }
 
+    /// Input ended, and every segment that arrived is listed and every init
+    /// stored.
     fn drained(&self) -> bool {
-        self.input_ended.is_some() && self.waiting.is_empty() && self.uploading.is_empty()
+        self.input_ended.is_some()
+            && self.waiting.is_empty()
+            && self.uploading.is_empty()
+            && self.order.is_empty()
+            && self.init_queue.is_empty()
+            && self.uploading_inits() == 0
+    }
+
+    fn uploading_inits(&self) -> usize {
+        self.inits
+            .values()
+            .filter(|i| i.status == InitStatus::Uploading)
+            .count()
+    }
+
+    /// Whether the init a segment needs (if any) is stored.
+    fn init_ready(&self, seg: &SegmentReady) -> bool {
+        seg.init.as_ref().is_none_or(|name| {
+            self.inits
+                .get(name)
+                .is_some_and(|i| i.status == InitStatus::Stored)
+        })
+    }
+
+    /// Lists the stored segments at the front of the order, as long as
+    /// their inits are stored too.
+    fn list_ready(&mut self) {
+        if self.failed {
+            return;
+        }
+        while let Some(&n) = self.order.front() {
+            match self.stored.get(&n) {
+                Some(seg) if self.init_ready(seg) => {}
+                _ => break,
+            }
+            let seg = self.stored.remove(&n).expect("just found");
+            self.order.pop_front();
+            self.list(seg);
+        }
     }
 
     fn start_uploads(&mut self) -> Vec<Upload> {
         let mut started = Vec::new();
-        while !self.failed && self.uploading.len() < self.concurrency {
+        let mut busy = self.uploading.len() + self.uploading_inits();
+        while !self.failed && busy < self.concurrency {
+            if let Some(name) = self.init_queue.pop_front() {
+                let i = self.inits.get_mut(&name).expect("queued inits are known");
+                i.status = InitStatus::Uploading;
+                started.push(Upload {
+                    item: Item::Init(name),
+                    key: object_key(&self.key_prefix, &i.init.name),
+                    path: i.init.path.clone(),
+                    bytes: i.init.bytes,
+                    content_type: Packaging::Fmp4.content_type(i.init.audio_only),
+                });
+                busy += 1;
+                continue;
+            }
             let Some((arrived, seg)) = self.waiting.pop_front() else {
                 break;
             };
             started.push(Upload {
-                sequence: seg.sequence,
+                item: Item::Segment(seg.sequence),
                 key: object_key(&self.key_prefix, &seg.name),
                 path: seg.path.clone(),
                 bytes: seg.bytes,
-                content_type: seg.packaging.content_type(false),
+                content_type: seg.packaging.content_type(self.audio_only(&seg)),
             });
             self.uploading.insert(seg.sequence, (arrived, seg));
+            busy += 1;
         }
         started
+    }
+
+    /// An fMP4 segment has no video when its init has none.
+    fn audio_only(&self, seg: &SegmentReady) -> bool {
+        seg.init
+            .as_ref()
+            .and_then(|name| self.inits.get(name))
+            .is_some_and(|i| i.init.audio_only)
     }
 
     /// Once everything is stored, the playlists end: a final version of
@@ -484,6 +644,11 @@ impl Schedule {
 
     /// Appends to the rolling playlist; entries that leave it are deleted
     /// later with `delete_old` (never with an archive, which lists them all).
+    /// Only the media segment is deleted, never the init segment of its
+    /// EXT-X-MAP: later entries (or the archive) may need the same init, and
+    /// a restart that makes the same bytes names it the same. Inits are a
+    /// few hundred bytes; a bucket lifecycle rule can remove them after the
+    /// event.
     fn push(&mut self, entry: Entry, key: Option<String>) {
         let removed = self.playlist.push(entry);
         self.listed.push_back(Listed { key, longest: 0 });
@@ -563,7 +728,10 @@ mod tests {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Upload(u) => Some(u.sequence),
+                Action::Upload(Upload {
+                    item: Item::Segment(n),
+                    ..
+                }) => Some(*n),
                 _ => None,
             })
             .collect()
@@ -680,6 +848,289 @@ mod tests {
         assert_eq!(uploads(&after), Vec::<u64>::new(), "nothing more starts");
         assert!(!s.is_done(), "the playlist is never ended over a gap");
         assert_eq!(s.totals().segments, 1);
+    }
+
+    fn init(hex: char, audio_only: bool) -> InitReady {
+        let name = format!("s-init-{}.mp4", hex.to_string().repeat(16));
+        InitReady {
+            path: PathBuf::from(format!("/spool/{name}")),
+            name,
+            bytes: 700,
+            codecs: "avc1.64001f,mp4a.40.2".into(),
+            audio_only,
+        }
+    }
+
+    /// An fMP4 segment of 4 s that needs `init`.
+    fn fmp4(n: u64, init: &InitReady) -> SegmentReady {
+        SegmentReady {
+            name: format!("s-{n:05}.m4s"),
+            path: PathBuf::from(format!("/spool/s-{n:05}.m4s")),
+            packaging: Packaging::Fmp4,
+            init: Some(init.name.clone()),
+            ..segment(n, 4)
+        }
+    }
+
+    fn started(actions: &[Action]) -> Vec<&Upload> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Upload(u) => Some(u),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn text(actions: &[Action]) -> String {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Publish(v) => Some(String::from_utf8_lossy(&v.text).into_owned()),
+                _ => None,
+            })
+            .expect("a playlist version")
+    }
+
+    fn fmp4_config() -> UploaderConfig {
+        UploaderConfig {
+            http_prefix: "https://cdn.example/live/".into(),
+            ..config()
+        }
+    }
+
+    #[test]
+    fn an_init_is_stored_before_the_first_version_that_lists_a_segment_needing_it() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&fmp4_config());
+        let a = init('a', false);
+        s.init_arrived(a.clone());
+        s.arrived(fmp4(1, &a), t0);
+        let first = s.next(t0);
+        let ups = started(&first);
+        assert_eq!(ups.len(), 2);
+        assert_eq!(
+            ups[0].item,
+            Item::Init(a.name.clone()),
+            "the init goes first"
+        );
+        assert_eq!(ups[0].key, format!("live/event/{}", a.name));
+        assert_eq!(ups[0].path, a.path);
+        assert_eq!(ups[0].content_type, "video/mp4");
+        assert_eq!(ups[1].item, Item::Segment(1));
+        assert_eq!(ups[1].key, "live/event/s-00001.m4s");
+        assert_eq!(ups[1].content_type, "video/mp4");
+        // the segment is stored first: it waits for its init
+        s.stored(1, t0);
+        assert_eq!(listed(&s.next(t0)), None, "its init is not stored yet");
+        s.init_stored(&a.name);
+        let version = s.next(t0);
+        assert_eq!(listed(&version), Some(vec![1]));
+        let text = text(&version);
+        assert!(text.contains("#EXT-X-VERSION:6\n"), "{text}");
+        assert!(text.contains(&format!(
+            "#EXT-X-MAP:URI=\"https://cdn.example/live/{}\"\n#EXTINF:4.000,\n\
+             https://cdn.example/live/s-00001.m4s\n",
+            a.name
+        )));
+    }
+
+    #[test]
+    fn a_segment_whose_init_failed_for_good_is_never_listed() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&fmp4_config());
+        let a = init('a', false);
+        s.init_arrived(a.clone());
+        s.arrived(fmp4(1, &a), t0);
+        s.arrived(fmp4(2, &a), t0);
+        assert_eq!(uploads(&s.next(t0)), [1, 2]);
+        s.stored(1, t0);
+        assert_eq!(listed(&s.next(t0)), None, "1 waits for its init");
+        s.init_store_failed(&a.name);
+        s.stored(2, t0);
+        s.arrived(fmp4(3, &a), t0);
+        s.input_ended(t0);
+        let after = s.next(t0);
+        assert_eq!(listed(&after), None, "nothing is listed without its init");
+        assert!(started(&after).is_empty(), "nothing more starts");
+        assert!(!s.is_done(), "the playlist is never ended without it");
+        assert!(s.finished_spool().is_empty(), "the init stays in the spool");
+        assert_eq!(s.totals().segments, 0);
+    }
+
+    #[test]
+    fn an_init_announced_again_is_not_stored_again() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&fmp4_config());
+        let a = init('a', false);
+        s.init_arrived(a.clone());
+        s.arrived(fmp4(1, &a), t0);
+        let first = s.next(t0);
+        assert_eq!(started(&first).len(), 2);
+        s.init_stored(&a.name);
+        s.stored(1, t0);
+        assert_eq!(listed(&s.next(t0)), Some(vec![1]));
+        s.playlist_published(t0);
+        // the second segment of the same init, announced again (a leftover
+        // of an earlier run and this run's segmenter both have it)
+        s.init_arrived(a.clone());
+        s.arrived(fmp4(2, &a), t0);
+        let second = s.next(t0);
+        let ups = started(&second);
+        assert_eq!(ups.len(), 1, "{ups:?}");
+        assert_eq!(ups[0].item, Item::Segment(2));
+        s.stored(2, t0);
+        let version = s.next(t0);
+        assert_eq!(listed(&version), Some(vec![1, 2]));
+        assert_eq!(text(&version).matches("#EXT-X-MAP:").count(), 1);
+    }
+
+    #[test]
+    fn a_new_init_mid_run_is_stored_and_mapped_before_the_first_entry_that_needs_it() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&UploaderConfig {
+            window: 5,
+            ..fmp4_config()
+        });
+        let (a, b) = (init('a', false), init('b', false));
+        s.init_arrived(a.clone());
+        for n in 1..=2 {
+            s.arrived(fmp4(n, &a), t0);
+        }
+        s.next(t0);
+        s.init_stored(&a.name);
+        s.stored(1, t0);
+        s.stored(2, t0);
+        assert_eq!(listed(&s.next(t0)), Some(vec![1, 2]));
+        s.playlist_published(t0);
+        // a new resolution: a new init, then the segments that need it
+        s.init_arrived(b.clone());
+        s.arrived(fmp4(3, &b), t0);
+        s.arrived(fmp4(4, &b), t0);
+        let ups = started(&s.next(t0))
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(
+            ups.iter().map(|u| u.item.clone()).collect::<Vec<_>>(),
+            [
+                Item::Init(b.name.clone()),
+                Item::Segment(3),
+                Item::Segment(4)
+            ]
+        );
+        s.stored(3, t0);
+        s.stored(4, t0);
+        assert_eq!(listed(&s.next(t0)), None, "3 and 4 wait for b");
+        s.init_stored(&b.name);
+        let version = s.next(t0);
+        assert_eq!(listed(&version), Some(vec![1, 2, 3, 4]));
+        let text = text(&version);
+        let map =
+            |i: &InitReady| format!("#EXT-X-MAP:URI=\"https://cdn.example/live/{}\"\n", i.name);
+        assert!(text.contains(&format!(
+            "{}#EXTINF:4.000,\nhttps://cdn.example/live/s-00001.m4s\n",
+            map(&a)
+        )));
+        assert!(text.contains(&format!(
+            "s-00002.m4s\n{}#EXTINF:4.000,\nhttps://cdn.example/live/s-00003.m4s\n",
+            map(&b)
+        )));
+        assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn audio_only_inits_and_their_segments_are_audio_mp4() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&fmp4_config());
+        let radio = init('c', true);
+        s.init_arrived(radio.clone());
+        s.arrived(fmp4(1, &radio), t0);
+        let actions = s.next(t0);
+        let types: Vec<&str> = started(&actions).iter().map(|u| u.content_type).collect();
+        assert_eq!(types, ["audio/mp4", "audio/mp4"]);
+    }
+
+    #[test]
+    fn init_spool_files_go_once_the_run_is_done_and_count_toward_the_concurrency() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&UploaderConfig {
+            concurrency: 1,
+            ..fmp4_config()
+        });
+        let a = init('a', false);
+        s.init_arrived(a.clone());
+        s.arrived(fmp4(1, &a), t0);
+        let first = s.next(t0);
+        assert_eq!(started(&first).len(), 1, "one upload at a time");
+        assert_eq!(started(&first)[0].item, Item::Init(a.name.clone()));
+        s.init_stored(&a.name);
+        assert_eq!(uploads(&s.next(t0)), [1]);
+        s.stored(1, t0);
+        s.input_ended(t0);
+        let end = s.next(t0);
+        assert!(text(&end).ends_with("s-00001.m4s\n#EXT-X-ENDLIST\n"));
+        assert!(
+            s.finished_spool().is_empty(),
+            "the final version is in flight"
+        );
+        assert_eq!(
+            s.playlist_published(t0),
+            [PathBuf::from("/spool/s-00001.m4s")]
+        );
+        assert!(s.is_done());
+        assert_eq!(s.finished_spool(), vec![a.path.clone()]);
+        assert!(s.finished_spool().is_empty(), "once");
+        let mut kept = Schedule::new(&UploaderConfig {
+            keep_spool: true,
+            ..fmp4_config()
+        });
+        kept.init_arrived(a.clone());
+        kept.input_ended(t0);
+        kept.next(t0);
+        kept.init_stored(&a.name);
+        kept.next(t0);
+        assert!(kept.is_done());
+        assert!(kept.finished_spool().is_empty(), "--keep-spool keeps it");
+    }
+
+    #[test]
+    fn delete_old_deletes_fmp4_segments_but_never_their_init() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(&UploaderConfig {
+            delete_old: true,
+            ..fmp4_config()
+        });
+        let (a, b) = (init('a', false), init('b', false));
+        let mut deletes = Vec::new();
+        for n in 1..=8 {
+            let i = if n <= 4 { &a } else { &b };
+            if n == 1 || n == 5 {
+                s.init_arrived(i.clone());
+            }
+            s.arrived(fmp4(n, i), t0);
+            for action in s.next(t0) {
+                if let Action::Upload(Upload {
+                    item: Item::Init(name),
+                    ..
+                }) = action
+                {
+                    s.init_stored(&name);
+                }
+            }
+            s.stored(n, t0);
+            assert!(listed(&s.next(t0)).is_some_and(|l| l.ends_with(&[n])));
+            s.playlist_published(t0);
+            let later = t0 + Duration::from_secs(3600);
+            deletes.extend(deleted(&s.next(later)).into_iter().map(String::from));
+        }
+        // window 3: 1 to 5 left, a among them; a and b stay
+        assert_eq!(
+            deletes,
+            (1..=5)
+                .map(|n| format!("live/event/s-{n:05}.m4s"))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
