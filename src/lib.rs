@@ -19,6 +19,7 @@ pub mod playlist;
 pub mod resume;
 pub mod segmenter;
 pub mod serve;
+pub mod spool;
 pub mod timeline;
 pub mod ts;
 pub mod uploader;

@@ -18,8 +18,9 @@ use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
 use live_upload::media::segment::segment_name;
 use live_upload::media::Packaging;
 use live_upload::resume;
-use live_upload::segmenter::{self, spool, SegmenterConfig, SegmenterError, SegmenterSummary};
+use live_upload::segmenter::{self, SegmenterConfig, SegmenterError, SegmenterSummary};
 use live_upload::serve::{ServeConfig, ServeFailure};
+use live_upload::spool;
 use live_upload::uploader::retry::RetryPolicy;
 use live_upload::uploader::{
     open_store, ArchiveConfig, Destination, UploadError, UploadSummary, Uploader, UploaderConfig,

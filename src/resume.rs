@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use crate::media::{InitReady, SegmentReady};
 use crate::playlist::Entry;
-use crate::segmenter::spool::Leftovers;
+use crate::spool::Leftovers;
 use crate::timeline::ticks_from_secs;
 
 /// A playlist an earlier run published.

@@ -8,7 +8,6 @@
 //! parsers are off (see [`crate::codec::keyframe`]).
 
 pub mod cutter;
-pub mod spool;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +26,7 @@ use crate::media::{self, Event, Packaging};
 use crate::package::fmp4::StreamKind;
 use crate::package::ts::router::{self, ClosedSegment, Router};
 use crate::package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
+use crate::spool;
 use crate::timeline::{format_secs, TICKS_PER_SECOND};
 use crate::ts;
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};

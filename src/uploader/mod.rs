@@ -581,7 +581,7 @@ fn remove_spool(paths: Vec<std::path::PathBuf>, requests: &mut Requests) {
     }
     requests.removals.spawn_blocking(move || {
         for path in paths {
-            if let Err(e) = crate::segmenter::spool::remove(&path) {
+            if let Err(e) = crate::spool::remove(&path) {
                 log::warn!("cannot remove spool file {}: {e}", path.display());
             }
         }
@@ -893,7 +893,7 @@ mod tests {
 
     #[test]
     fn a_restart_stores_the_spool_init_again_before_the_leftovers_and_keeps_the_maps() {
-        use crate::segmenter::spool;
+        use crate::spool;
         let store = MemoryStore::new();
         let dir = tempfile::tempdir().unwrap();
         // an earlier run published 1-3 with init a, and left 4 and 5 (which
