@@ -92,3 +92,27 @@ impl InputBuffer {
 pub fn lock(input: &Mutex<InputBuffer>) -> MutexGuard<'_, InputBuffer> {
     input.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_random_access_indicator_is_read_where_the_packet_lies() {
+        let mut input = InputBuffer::default();
+        let mut keyframe = [0xffu8; 188];
+        keyframe[..6].copy_from_slice(&[0x47, 0x41, 0x00, 0x30, 0x07, 0x50]);
+        let mut other = keyframe;
+        other[5] = 0x10;
+        let mut no_field = keyframe;
+        no_field[3] = 0x10;
+        for p in [keyframe, other, no_field] {
+            input.push(&p);
+        }
+        assert_eq!(input.random_access_at(0), Some(true));
+        assert_eq!(input.random_access_at(188), Some(false));
+        assert_eq!(input.random_access_at(376), Some(false));
+        assert_eq!(input.random_access_at(564), None, "not received yet");
+        assert_eq!(input.random_access_at(1), None, "not a packet start");
+    }
+}

@@ -19,12 +19,13 @@
 //! into a valid stream.
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::audio_split::{self, Split};
+pub use super::writer::ClosedSegment;
+use super::writer::SegmentFile;
 use crate::input::{lock, InputBuffer};
 use crate::media::cut::{Cut, SegmentTiming};
 use crate::ts::{self, Header, SectionCollector, PACKET_SIZE, PAT_PID};
@@ -33,8 +34,6 @@ const PIDS: usize = 8192;
 /// Packets routed after a cut before the old segment is closed even if some
 /// stream's PES is still unfinished.
 const MAX_LAG_PACKETS: u32 = 8192;
-/// Bytes held back per segment file before they are written out together.
-const MAX_PENDING: u64 = 256 << 10;
 
 /// Whether `rest` starts with a packet in sync (and the next, if there).
 fn in_sync(rest: &[u8]) -> bool {
@@ -84,141 +83,6 @@ struct Held {
     pid: u16,
     cut_pts: i64,
     packets: Vec<[u8; PACKET_SIZE]>,
-}
-
-/// A finished segment file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedSegment {
-    pub sequence: u64,
-    /// Where the data is now.
-    pub part: PathBuf,
-    /// Where it goes once finalized (the segmenter may give it a lower
-    /// number, see `Announcer`).
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub timing: Option<SegmentTiming>,
-    /// fMP4: the file name of the init segment it needs.
-    pub init: Option<String>,
-}
-
-/// Bytes waiting to go into a segment file, in order.
-enum Piece {
-    /// Input bytes `start..end`, unchanged.
-    Input(u64, u64),
-    /// A packet that is not in the input as it is (a rewritten table).
-    Packet([u8; PACKET_SIZE]),
-}
-
-struct SegmentFile {
-    sequence: u64,
-    part: PathBuf,
-    path: PathBuf,
-    file: File,
-    /// What goes next into this file, written together with one vectored
-    /// write: no copy, and few system calls.
-    pending: Vec<Piece>,
-    pending_bytes: u64,
-    bytes: u64,
-    timing: Option<SegmentTiming>,
-}
-
-impl SegmentFile {
-    /// Adds the input packet at `offset`, unchanged.
-    fn write_input(&mut self, offset: u64, input: &InputBuffer) -> io::Result<()> {
-        let end = offset + PACKET_SIZE as u64;
-        match self.pending.last_mut() {
-            Some(Piece::Input(_, last)) if *last == offset => *last = end,
-            _ => self.pending.push(Piece::Input(offset, end)),
-        }
-        self.added(input)
-    }
-
-    /// Adds an elementary stream's packet from the input at `offset`, with
-    /// its continuity counter moved on by `shift`.
-    fn write_es(
-        &mut self,
-        pkt: &[u8; PACKET_SIZE],
-        offset: u64,
-        shift: u8,
-        input: &InputBuffer,
-    ) -> io::Result<()> {
-        if shift == 0 {
-            return self.write_input(offset, input);
-        }
-        self.write_shifted(*pkt, shift, input)
-    }
-
-    /// Adds a copy of a packet with its continuity counter moved on by `shift`.
-    fn write_shifted(
-        &mut self,
-        mut pkt: [u8; PACKET_SIZE],
-        shift: u8,
-        input: &InputBuffer,
-    ) -> io::Result<()> {
-        ts::shift_continuity(&mut pkt, shift);
-        self.write_packet(&pkt, input)
-    }
-
-    /// Adds a packet that is not in the input as it is (rewritten tables).
-    fn write_packet(&mut self, pkt: &[u8; PACKET_SIZE], input: &InputBuffer) -> io::Result<()> {
-        self.pending.push(Piece::Packet(*pkt));
-        self.added(input)
-    }
-
-    fn added(&mut self, input: &InputBuffer) -> io::Result<()> {
-        self.bytes += PACKET_SIZE as u64;
-        self.pending_bytes += PACKET_SIZE as u64;
-        if self.pending_bytes >= MAX_PENDING {
-            self.flush(input)?;
-        }
-        Ok(())
-    }
-
-    /// The earliest input offset still waiting to be written.
-    fn first_pending(&self) -> Option<u64> {
-        self.pending.iter().find_map(|p| match p {
-            Piece::Input(start, _) => Some(*start),
-            Piece::Packet(_) => None,
-        })
-    }
-
-    fn flush(&mut self, input: &InputBuffer) -> io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = self
-            .pending
-            .iter()
-            .map(|p| match p {
-                Piece::Input(start, end) => IoSlice::new(input.slice(*start, *end)),
-                Piece::Packet(pkt) => IoSlice::new(pkt),
-            })
-            .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            match self.file.write_vectored(rest) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut rest, n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.pending.clear();
-        self.pending_bytes = 0;
-        Ok(())
-    }
-
-    /// Writes what is pending and closes the file; it stays `.part` until
-    /// the segmenter finalizes it (see [`super::spool::finalize`]).
-    fn close(mut self, input: &InputBuffer) -> io::Result<ClosedSegment> {
-        self.flush(input)?;
-        drop(self.file);
-        Ok(ClosedSegment {
-            sequence: self.sequence,
-            part: self.part,
-            path: self.path,
-            bytes: self.bytes,
-            timing: self.timing,
-            init: None,
-        })
-    }
 }
 
 /// Counters of what the router did not write.
@@ -651,19 +515,7 @@ impl Router {
             self.close_old(input)?;
         }
         let name = (self.name)(cut.sequence);
-        let path = self.spool.join(&name);
-        let part = self.spool.join(format!("{name}.part"));
-        let file = File::create(&part)?;
-        let mut next = SegmentFile {
-            sequence: cut.sequence,
-            part,
-            path,
-            file,
-            pending: Vec::new(),
-            pending_bytes: 0,
-            bytes: 0,
-            timing: None,
-        };
+        let mut next = SegmentFile::create(&self.spool, &name, cut.sequence)?;
         // the first segment may start before the tables, which then follow in it
         if self.current.is_some() && (self.pat_packets.is_empty() || self.pmt_packets.is_empty()) {
             log::warn!(
@@ -773,7 +625,7 @@ impl Router {
     /// Removes the partial file of a segment still open (after a failure).
     pub fn abandon(&mut self) {
         for seg in [self.old.take(), self.current.take()].into_iter().flatten() {
-            let _ = fs::remove_file(&seg.part);
+            seg.remove();
         }
     }
 
@@ -789,27 +641,9 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_random_access_indicator_is_read_where_the_packet_lies() {
-        let mut input = InputBuffer::default();
-        let mut keyframe = [0xffu8; 188];
-        keyframe[..6].copy_from_slice(&[0x47, 0x41, 0x00, 0x30, 0x07, 0x50]);
-        let mut other = keyframe;
-        other[5] = 0x10;
-        let mut no_field = keyframe;
-        no_field[3] = 0x10;
-        for p in [keyframe, other, no_field] {
-            input.push(&p);
-        }
-        assert_eq!(input.random_access_at(0), Some(true));
-        assert_eq!(input.random_access_at(188), Some(false));
-        assert_eq!(input.random_access_at(376), Some(false));
-        assert_eq!(input.random_access_at(564), None, "not received yet");
-        assert_eq!(input.random_access_at(1), None, "not a packet start");
-    }
-
     use super::*;
     use crate::ts::tests::{packet, pat, pmt, psi_packet};
+    use std::fs;
 
     fn router(dir: &Path) -> Router {
         Router::new(
