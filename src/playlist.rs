@@ -35,7 +35,7 @@ impl Entry {
         Entry {
             sequence: seg.sequence,
             uri: format!("{http_prefix}{}", seg.name),
-            duration: seg.duration,
+            duration: seg.duration.ticks(),
             discontinuity: seg.discontinuity,
             program_date_time: dated.then_some(seg.program_date_time),
             map: seg.init.as_ref().map(|init| format!("{http_prefix}{init}")),

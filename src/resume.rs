@@ -240,6 +240,7 @@ pub fn plan_archive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{MediaDuration, MediaTime};
     use chrono::TimeZone;
 
     const TEXT: &str =
@@ -254,8 +255,8 @@ mod tests {
             name: format!("cam-{n:05}.ts"),
             path: PathBuf::from(format!("/spool/cam-{n:05}.ts")),
             bytes: 10,
-            start: 0,
-            duration: 360_000,
+            start: MediaTime(0),
+            duration: MediaDuration(360_000),
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             packaging: crate::media::Packaging::Ts,

@@ -593,6 +593,7 @@ mod tests {
     use super::store::{ErrorKind, Fault, MemoryStore, Op};
     use super::*;
     use crate::channel;
+    use crate::media::{MediaDuration, MediaTime};
     use crate::timeline::TICKS_PER_SECOND;
     use chrono::Utc;
     use std::fs;
@@ -620,8 +621,8 @@ mod tests {
             name,
             path,
             bytes: 9,
-            start: 0,
-            duration: 4 * S,
+            start: MediaTime(0),
+            duration: MediaDuration(4 * S),
             discontinuity: false,
             program_date_time: Utc::now(),
             packaging: crate::media::Packaging::Ts,
@@ -789,8 +790,8 @@ mod tests {
             name,
             path,
             bytes: 9,
-            start: 0,
-            duration: 4 * S,
+            start: MediaTime(0),
+            duration: MediaDuration(4 * S),
             discontinuity: false,
             program_date_time: Utc::now(),
             packaging: crate::media::Packaging::Fmp4,

@@ -635,7 +635,7 @@ impl Schedule {
         }
         self.totals.segments += 1;
         self.totals.bytes += seg.bytes;
-        self.totals.media_ticks += seg.duration;
+        self.totals.media_ticks += seg.duration.ticks();
         let key = object_key(&self.key_prefix, &seg.name);
         self.push(entry, Some(key));
         self.added += 1;
@@ -691,6 +691,7 @@ pub fn restored_key(key_prefix: &str, uri: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{MediaDuration, MediaTime};
     use crate::uploader::ArchiveConfig;
     use chrono::{TimeZone, Utc};
 
@@ -711,8 +712,8 @@ mod tests {
             name: format!("s-{n:05}.ts"),
             path: PathBuf::from(format!("/spool/s-{n:05}.ts")),
             bytes: 10,
-            start: 0,
-            duration: secs * S,
+            start: MediaTime(0),
+            duration: MediaDuration(secs * S),
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 20, 0, 0).unwrap(),
             packaging: crate::media::Packaging::Ts,

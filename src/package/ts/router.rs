@@ -82,6 +82,7 @@ impl PidState {
 /// packets of its current PES packet, held until it is whole.
 struct Held {
     pid: u16,
+    /// The cut's 33-bit PTS, as [`audio_split::split`] compares it.
     cut_pts: i64,
     packets: Vec<[u8; PACKET_SIZE]>,
 }
@@ -703,7 +704,7 @@ impl Router {
                     if let (true, Some(cut_pts)) = (timed, cut.pts) {
                         self.held.push(Held {
                             pid: pid as u16,
-                            cut_pts,
+                            cut_pts: cut_pts.get(),
                             packets: Vec::new(),
                         });
                         self.laggards.push(pid as u16);
@@ -809,6 +810,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::media::{MediaTime, RawPts};
     use crate::ts::tests::{packet, pat, pmt, psi_packet};
 
     fn router(dir: &Path) -> Router {
@@ -825,7 +827,7 @@ mod tests {
             pos,
             sequence,
             pts: None,
-            start: 0,
+            start: MediaTime(0),
             discontinuity: false,
             closed: None,
         }
@@ -936,7 +938,7 @@ mod tests {
         r.add_cut(cut(0, 1));
         // the new segment starts inside frame 6, before its middle
         r.add_cut(Cut {
-            pts: Some(90_000 + 6 * 1920 + 500),
+            pts: Some(RawPts::new(90_000 + 6 * 1920 + 500)),
             ..cut(cut_at, 2)
         });
         let mut closed = r.finish(None).unwrap();
