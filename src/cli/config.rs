@@ -128,7 +128,8 @@ fn check_window(window: usize, target: i64) -> Result<(), String> {
     if window == 0 {
         return Err("--window must be at least 1".into());
     }
-    let target_duration = initial_target_duration(target) as i64 * TICKS_PER_SECOND;
+    let target_duration =
+        initial_target_duration(crate::media::MediaDuration(target)) as i64 * TICKS_PER_SECOND;
     if (window as i64) * target < 3 * target_duration {
         let needed = (3 * target_duration + target - 1) / target;
         return Err(format!(
@@ -509,7 +510,10 @@ mod tests {
         let c = clip(&["--from", "10", "--to", "2026-11-22T20:00:00Z"]).unwrap();
         assert_eq!(c.key_prefix, "live");
         assert_eq!(c.archive, "archive.m3u8");
-        assert_eq!(c.from, crate::clip::Bound::Offset(10 * TICKS_PER_SECOND));
+        assert_eq!(
+            c.from,
+            crate::clip::Bound::Offset(crate::media::MediaDuration(10 * TICKS_PER_SECOND))
+        );
         assert!(clip(&["--from", "x", "--to", "1"])
             .unwrap_err()
             .starts_with("--from"));

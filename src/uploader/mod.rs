@@ -27,8 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::channel::{Inbox, Received};
-use crate::media::{InitReady, SegmentReady};
-use crate::timeline::format_secs;
+use crate::media::{InitReady, MediaDuration, SegmentReady};
 use retry::{Retrier, RetryPolicy};
 use schedule::{Action, Item, Schedule, Upload, Version};
 use store::{Body, ObjectMeta, Store, StoreError};
@@ -128,7 +127,8 @@ pub struct UploadSummary {
     pub playlist_bytes: u64,
     pub archive_versions: u64,
     pub archive_bytes: u64,
-    pub media_ticks: i64,
+    /// The duration of the segments listed.
+    pub media: MediaDuration,
     pub deleted: u64,
     /// Store requests sent, and how many of them were retries.
     pub attempts: u64,
@@ -525,7 +525,7 @@ impl Uploader {
         let totals = self.schedule.totals();
         self.summary.segments = totals.segments;
         self.summary.bytes = totals.bytes;
-        self.summary.media_ticks = totals.media_ticks;
+        self.summary.media = totals.media;
         self.summary.longest_wait = totals.longest_wait;
         self.summary.attempts = self.retrier.stats().attempts.load(Ordering::Relaxed);
         self.summary.retries = self.retrier.stats().retries.load(Ordering::Relaxed);
@@ -539,7 +539,7 @@ impl Uploader {
                 0 => String::new(),
                 n => format!(" and {n} init segment(s)"),
             },
-            format_secs(self.summary.media_ticks),
+            self.summary.media,
             self.summary.bytes,
             self.summary.playlist_versions,
             self.summary.playlist_bytes,
@@ -593,7 +593,7 @@ mod tests {
     use super::store::{ErrorKind, Fault, MemoryStore, Op};
     use super::*;
     use crate::channel;
-    use crate::media::{MediaDuration, MediaTime};
+    use crate::media::MediaTime;
     use crate::timeline::TICKS_PER_SECOND;
     use chrono::Utc;
     use std::fs;
