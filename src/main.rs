@@ -186,7 +186,7 @@ fn run(opts: Opts) -> Outcome {
     log::info!(
         "segmenting {} into {} s segments, publishing to {}",
         cfg.input,
-        live_upload::timeline::format_secs(cfg.target),
+        cfg.target,
         store.describe()
     );
     let mut uploader = Uploader::new(store, uploader_config(&cfg), stop.clone());
@@ -261,7 +261,7 @@ fn segmenter_config(
     SegmenterConfig {
         input: cfg.input.clone(),
         target: cfg.target,
-        max_segment: 4 * cfg.target,
+        max_segment: cfg.target * 4,
         spool: cfg.spool_dir.clone(),
         segment_prefix: cfg.segment_prefix.clone(),
         first_sequence,

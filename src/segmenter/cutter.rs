@@ -18,19 +18,19 @@ pub use crate::media::cut::{Cut, PacketInfo, SegmentTiming};
 pub type Clock = Box<dyn Fn() -> DateTime<Utc> + Send>;
 
 pub struct CutterConfig {
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     /// Index of the stream whose packets decide the cuts.
     pub anchor: usize,
     /// The anchor is a video stream: cut only on its keyframes.
     pub anchor_is_video: bool,
     /// Number of streams in the input.
     pub streams: usize,
-    /// Cut without a keyframe once a segment reaches this many ticks and
+    /// Cut without a keyframe once a segment lasts this long and
     /// [`KEYFRAMES_STOPPED`] times the longest keyframe interval seen so
     /// far. Before an interval is known, a keyframe is waited for up to one
     /// and a half times this (see [`Cutter::hold`]).
-    pub max_segment: i64,
+    pub max_segment: MediaDuration,
     /// Sequence number of the first segment.
     pub first_sequence: u64,
     /// The first segment continues an earlier run after a break.
@@ -110,7 +110,7 @@ const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
 
 impl Cutter {
     pub fn new(cfg: CutterConfig) -> Self {
-        let max_forward = (3 * cfg.target).max(10 * TICKS_PER_SECOND);
+        let max_forward = (3 * cfg.target.ticks()).max(10 * TICKS_PER_SECOND);
         let streams = (0..cfg.streams)
             .map(|_| StreamClock {
                 unwrapper: Unwrapper::new(MAX_BACK, max_forward),
@@ -232,7 +232,7 @@ impl Cutter {
         }
         let pos = pkt.pos?;
         let raw_pts = pkt.pts;
-        if candidate && elapsed >= self.cfg.target {
+        if candidate && elapsed >= self.cfg.target.ticks() {
             let closed = self.close(pts);
             let cut = self.start(pos, pts, end, false, false, epoch, closed);
             return Some(Cut {
@@ -247,7 +247,7 @@ impl Cutter {
             }
             return None;
         }
-        if pes_start && elapsed >= self.cfg.max_segment {
+        if pes_start && elapsed >= self.cfg.max_segment.ticks() {
             let here = CutAt { pos, pts, raw_pts };
             match self.longest_interval {
                 // keyframes further apart than the limit, but regular
@@ -267,9 +267,11 @@ impl Cutter {
         self.held.map(|h| h.pos)
     }
 
-    /// How long a keyframe is waited for while no keyframe interval is known.
+    /// How long a keyframe is waited for while no keyframe interval is
+    /// known, in ticks.
     fn keyframe_wait(&self) -> i64 {
-        self.cfg.max_segment + self.cfg.max_segment / 2
+        let max = self.cfg.max_segment.ticks();
+        max + max / 2
     }
 
     /// Notes a keyframe of the anchor at `pts`.
@@ -430,11 +432,11 @@ mod tests {
 
     fn cutter(target: i64, anchor_is_video: bool) -> Cutter {
         Cutter::new(CutterConfig {
-            target,
+            target: MediaDuration(target),
             anchor: 0,
             anchor_is_video,
             streams: 2,
-            max_segment: 4 * target,
+            max_segment: MediaDuration(4 * target),
             first_sequence: 1,
             first_discontinuity: false,
             clock: Box::new(|| Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()),

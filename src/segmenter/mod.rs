@@ -34,11 +34,11 @@ use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
 pub struct SegmenterConfig {
     /// `-`, a file, or a URL.
     pub input: String,
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     /// A segment is cut without a keyframe once it reaches this length
     /// and keyframes have stopped (see [`CutterConfig::max_segment`]).
-    pub max_segment: i64,
+    pub max_segment: MediaDuration,
     pub spool: PathBuf,
     pub segment_prefix: String,
     pub first_sequence: u64,
@@ -611,8 +611,8 @@ pub fn segment_in_memory(
     let (outbox, inbox) = crate::channel::bounded(1 << 16);
     let cfg = SegmenterConfig {
         input: "memory".into(),
-        target: TICKS_PER_SECOND,
-        max_segment: 4 * TICKS_PER_SECOND,
+        target: MediaDuration(TICKS_PER_SECOND),
+        max_segment: MediaDuration(4 * TICKS_PER_SECOND),
         spool: spool.to_path_buf(),
         segment_prefix: "fuzz".into(),
         first_sequence: 1,

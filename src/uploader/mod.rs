@@ -43,8 +43,8 @@ pub struct UploaderConfig {
     pub index_name: String,
     /// Written before each segment name in the playlist.
     pub http_prefix: String,
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     pub window: usize,
     pub program_date_time: bool,
     pub keep_spool: bool,
@@ -69,14 +69,14 @@ pub struct UploaderConfig {
 pub struct ArchiveConfig {
     /// Its object name beside the rolling playlist.
     pub name: String,
-    /// Publish a new version once this many ticks of media were added since
-    /// the last one (and always at the end).
-    pub every: i64,
+    /// Publish a new version once this much media was added since the last
+    /// one (and always at the end).
+    pub every: MediaDuration,
 }
 
 impl UploaderConfig {
     /// A configuration with the command line's defaults.
-    pub fn new(key_prefix: &str, index_name: &str, target: i64) -> Self {
+    pub fn new(key_prefix: &str, index_name: &str, target: MediaDuration) -> Self {
         UploaderConfig {
             key_prefix: key_prefix.to_string(),
             index_name: index_name.to_string(),
@@ -608,7 +608,7 @@ mod tests {
                 base_delay: Duration::from_millis(10),
                 ..RetryPolicy::default()
             },
-            ..UploaderConfig::new("live/event", "index.m3u8", 4 * S)
+            ..UploaderConfig::new("live/event", "index.m3u8", MediaDuration(4 * S))
         }
     }
 
@@ -712,7 +712,7 @@ mod tests {
         UploaderConfig {
             archive: Some(ArchiveConfig {
                 name: "archive.m3u8".into(),
-                every,
+                every: MediaDuration(every),
             }),
             delete_old: true,
             ..config()

@@ -265,7 +265,7 @@ impl Schedule {
             input_stopped: false,
             failed: false,
             input_ended: None,
-            playlist: Playlist::new(MediaDuration(cfg.target), cfg.window),
+            playlist: Playlist::new(cfg.target, cfg.window),
             listed: VecDeque::new(),
             dirty: false,
             added: 0,
@@ -273,8 +273,8 @@ impl Schedule {
             in_flight: None,
             deletions: Vec::new(),
             archive: cfg.archive.as_ref().map(|a| ArchiveState {
-                every: MediaDuration(a.every),
-                playlist: Playlist::archive(MediaDuration(cfg.target)),
+                every: a.every,
+                playlist: Playlist::archive(cfg.target),
                 added: 0,
                 added_media: MediaDuration::ZERO,
                 sent_once: false,
@@ -700,7 +700,7 @@ mod tests {
         UploaderConfig {
             window: 3,
             program_date_time: false,
-            ..UploaderConfig::new("live/event", "index.m3u8", 4 * S)
+            ..UploaderConfig::new("live/event", "index.m3u8", MediaDuration(4 * S))
         }
     }
 
@@ -1167,7 +1167,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Schedule::new(&UploaderConfig {
             delete_old: true,
-            ..UploaderConfig::new("live/event", "index.m3u8", 2 * S)
+            ..UploaderConfig::new("live/event", "index.m3u8", MediaDuration(2 * S))
         });
         for n in 1..=14 {
             publish_one(&mut s, segment(n, if n == 2 { 7 } else { 2 }), t0);
@@ -1232,7 +1232,7 @@ mod tests {
         let mut s = Schedule::new(&UploaderConfig {
             archive: Some(ArchiveConfig {
                 name: "archive.m3u8".into(),
-                every: 12 * S,
+                every: MediaDuration(12 * S),
             }),
             delete_old: true,
             ..config()
