@@ -6,8 +6,8 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use live_upload::media::MediaDuration;
 use live_upload::segmenter::{self, SegmenterConfig};
-use live_upload::timeline::ticks_from_secs;
 use live_upload::uploader::store::MemoryStore;
 use live_upload::uploader::{Uploader, UploaderConfig};
 
@@ -17,14 +17,14 @@ fn main() -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("usage: segment_to_memory INPUT.ts [SECONDS]"))?;
     let seconds: f64 = args.next().map_or(Ok(4.0), |s| s.parse())?;
-    let target = ticks_from_secs(seconds);
+    let target = MediaDuration::from_secs(seconds);
     let spool = tempfile::tempdir()?;
 
     let (outbox, inbox) = live_upload::channel::bounded(16);
     let cfg = SegmenterConfig {
         input,
         target,
-        max_segment: 4 * target,
+        max_segment: target * 4,
         spool: spool.path().to_path_buf(),
         segment_prefix: "seg".into(),
         first_sequence: 1,

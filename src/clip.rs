@@ -4,17 +4,18 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::media::MediaDuration;
 use crate::playlist::{Entry, Playlist};
 use crate::resume::Published;
-use crate::timeline::{format_secs, ticks_from_secs, TICKS_PER_SECOND};
+use crate::timeline::TICKS_PER_SECOND;
 
 /// One end of a clip's range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
     /// Wall-clock time, matched against EXT-X-PROGRAM-DATE-TIME.
     Wall(DateTime<Utc>),
-    /// Ticks from the start of the archive.
-    Offset(i64),
+    /// Time from the start of the archive.
+    Offset(MediaDuration),
 }
 
 /// Reads an RFC 3339 time (`2026-11-22T20:15:00Z`) or an offset from the
@@ -51,14 +52,14 @@ pub fn parse_bound(text: &str) -> Result<Bound, String> {
         }
         secs = secs * 60.0 + v;
     }
-    Ok(Bound::Offset(ticks_from_secs(secs)))
+    Ok(Bound::Offset(MediaDuration::from_secs(secs)))
 }
 
 /// An archive segment placed on both time axes.
 #[derive(Debug, Clone)]
 struct Placed {
     entry: Entry,
-    offset: i64,
+    offset: MediaDuration,
     wall: Option<DateTime<Utc>>,
 }
 
@@ -95,20 +96,19 @@ pub fn select(archive: &Published, from: Bound, to: Bound) -> Result<Vec<Entry>,
     };
     let describe = |b: Bound| match b {
         Bound::Wall(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        Bound::Offset(o) => format!("offset {} s", format_secs(o)),
+        Bound::Offset(o) => format!("offset {o} s"),
     };
-    // (start, end) of a segment on the axis of the bounds
+    // (start, end) of a segment in ticks on the axis of the bounds: from
+    // the archive's start, or since 1970
     let span = |p: &Placed, b: Bound| -> Option<(i64, i64)> {
-        match b {
-            Bound::Offset(_) => Some((p.offset, p.offset + p.entry.duration)),
-            Bound::Wall(_) => {
-                let start = wall_ticks(p.wall?);
-                Some((start, start + p.entry.duration))
-            }
-        }
+        let start = match b {
+            Bound::Offset(_) => p.offset.ticks(),
+            Bound::Wall(_) => wall_ticks(p.wall?),
+        };
+        Some((start, start + p.entry.duration.ticks()))
     };
     let value = |b: Bound| match b {
-        Bound::Offset(o) => o,
+        Bound::Offset(o) => o.ticks(),
         Bound::Wall(t) => wall_ticks(t),
     };
     let (lo, hi) = match (from, to) {
@@ -130,7 +130,7 @@ pub fn select(archive: &Published, from: Bound, to: Bound) -> Result<Vec<Entry>,
         return Err(RangeError::NoDates);
     };
     let at = |ticks: i64| match from {
-        Bound::Offset(_) => describe(Bound::Offset(ticks)),
+        Bound::Offset(_) => describe(Bound::Offset(MediaDuration(ticks))),
         Bound::Wall(_) => describe(Bound::Wall(
             DateTime::from_timestamp_millis(ticks / TICKS_PER_MILLI).unwrap_or_default(),
         )),
@@ -183,7 +183,7 @@ fn wall_ticks(t: DateTime<Utc>) -> i64 {
 /// wall-clock time: its own program date time, or the last one seen plus
 /// the durations since (RFC 8216 §4.3.2.6).
 fn place(archive: &Published) -> Vec<Placed> {
-    let mut offset = 0;
+    let mut offset = MediaDuration::ZERO;
     let mut wall: Option<DateTime<Utc>> = None;
     archive
         .entries
@@ -198,7 +198,7 @@ fn place(archive: &Published) -> Vec<Placed> {
                 wall,
             };
             offset += e.duration;
-            let micros = e.duration * 1_000_000 / TICKS_PER_SECOND;
+            let micros = e.duration.ticks() * 1_000_000 / TICKS_PER_SECOND;
             wall = wall.map(|t| t + chrono::Duration::microseconds(micros));
             p
         })
@@ -210,7 +210,7 @@ fn place(archive: &Published) -> Vec<Placed> {
 /// each, declared before the clip's first segment and wherever it changes),
 /// with EXT-X-ENDLIST.
 pub fn render(archive: &Published, chosen: &[Entry]) -> String {
-    let mut playlist = Playlist::archive(archive.target_duration as i64 * TICKS_PER_SECOND);
+    let mut playlist = Playlist::archive(MediaDuration::from_whole_secs(archive.target_duration));
     for (i, e) in chosen.iter().enumerate() {
         playlist.push(Entry {
             // a clip starts clean: its first segment follows no break in it
@@ -270,6 +270,10 @@ mod tests {
         chosen.iter().map(|e| e.sequence).collect()
     }
 
+    fn offset(ticks: i64) -> Bound {
+        Bound::Offset(MediaDuration(ticks))
+    }
+
     fn wall(h: u32, m: u32, s: u32) -> Bound {
         Bound::Wall(Utc.with_ymd_and_hms(2026, 11, 22, h, m, s).unwrap())
     }
@@ -281,11 +285,11 @@ mod tests {
             parse_bound("2026-11-22T21:00:04+01:00").unwrap(),
             wall(20, 0, 4)
         );
-        assert_eq!(parse_bound("95.5").unwrap(), Bound::Offset(95 * S + S / 2));
-        assert_eq!(parse_bound("1:30").unwrap(), Bound::Offset(90 * S));
+        assert_eq!(parse_bound("95.5").unwrap(), offset(95 * S + S / 2));
+        assert_eq!(parse_bound("1:30").unwrap(), offset(90 * S));
         assert_eq!(
             parse_bound("01:00:02.25").unwrap(),
-            Bound::Offset(3602 * S + S / 4)
+            offset(3602 * S + S / 4)
         );
         for bad in [
             "",
@@ -304,7 +308,7 @@ mod tests {
     #[test]
     fn offsets_choose_the_segments_that_overlap_the_range() {
         let a = archive(false);
-        let pick = |f: i64, t: i64| select(&a, Bound::Offset(f), Bound::Offset(t));
+        let pick = |f: i64, t: i64| select(&a, offset(f), offset(t));
         assert_eq!(numbers(&pick(0, 4 * S).unwrap()), vec![1]);
         assert_eq!(numbers(&pick(5 * S, 9 * S).unwrap()), vec![2, 3]);
         assert_eq!(numbers(&pick(8 * S, 8 * S + 1).unwrap()), vec![3]);
@@ -347,7 +351,7 @@ mod tests {
         text += "#EXT-X-ENDLIST\n";
         let a = parse_published(text.as_bytes(), "", "live").unwrap();
         // 12 s to 28 s: segments 4 to 7
-        let chosen = select(&a, Bound::Offset(12 * S), Bound::Offset(28 * S)).unwrap();
+        let chosen = select(&a, offset(12 * S), offset(28 * S)).unwrap();
         assert_eq!(numbers(&chosen), vec![4, 5, 6, 7]);
         assert_eq!(
             render(&a, &chosen),
@@ -371,7 +375,7 @@ mod tests {
              #EXT-X-ENDLIST\n"
         );
         // a clip within the second init's segments declares only that one
-        let chosen = select(&a, Bound::Offset(24 * S), Bound::Offset(32 * S)).unwrap();
+        let chosen = select(&a, offset(24 * S), offset(32 * S)).unwrap();
         let clip = render(&a, &chosen);
         assert_eq!(clip.matches("#EXT-X-MAP:").count(), 1);
         assert!(clip.contains(
@@ -382,7 +386,7 @@ mod tests {
     #[test]
     fn bad_ranges_are_refused_with_reasons() {
         let live = archive(false);
-        let o = Bound::Offset;
+        let o = offset;
         assert_eq!(select(&live, o(5 * S), o(5 * S)), Err(RangeError::Empty));
         assert!(matches!(
             select(&live, o(9 * S), o(5 * S)),

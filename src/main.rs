@@ -16,7 +16,7 @@ use clap::Parser;
 use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
 use live_upload::media::segment::segment_name;
-use live_upload::media::Packaging;
+use live_upload::media::{MediaDuration, Packaging};
 use live_upload::resume;
 use live_upload::segmenter::{self, SegmenterConfig, SegmenterError, SegmenterSummary};
 use live_upload::serve::{ServeConfig, ServeFailure};
@@ -186,7 +186,7 @@ fn run(opts: Opts) -> Outcome {
     log::info!(
         "segmenting {} into {} s segments, publishing to {}",
         cfg.input,
-        live_upload::timeline::format_secs(cfg.target),
+        cfg.target,
         store.describe()
     );
     let mut uploader = Uploader::new(store, uploader_config(&cfg), stop.clone());
@@ -261,7 +261,7 @@ fn segmenter_config(
     SegmenterConfig {
         input: cfg.input.clone(),
         target: cfg.target,
-        max_segment: 4 * cfg.target,
+        max_segment: cfg.target * 4,
         spool: cfg.spool_dir.clone(),
         segment_prefix: cfg.segment_prefix.clone(),
         first_sequence,
@@ -545,7 +545,7 @@ async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), Failure> {
         .clone()
         .unwrap_or_else(|| live_upload::clip::default_name(&chosen));
     let body = live_upload::clip::render(&archive, &chosen).into_bytes();
-    let ticks: i64 = chosen.iter().map(|e| e.duration).sum();
+    let media: MediaDuration = chosen.iter().map(|e| e.duration).sum();
     let clip_key = object_key(&cfg.key_prefix, &name);
     let meta = ObjectMeta {
         content_type: PLAYLIST_CONTENT_TYPE.to_string(),
@@ -566,7 +566,7 @@ async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), Failure> {
     log::info!(
         "clip of {} segment(s), {} s, written to {clip_key}",
         chosen.len(),
-        live_upload::timeline::format_secs(ticks)
+        media
     );
     let url = cfg.http_prefix.as_ref().map(|p| format!("{p}{name}"));
     Ok((clip_key, url))

@@ -1,5 +1,6 @@
 //! The rolling live playlist (RFC 8216), as a pure model rendered through
-//! m3u8-rs. Durations stay in 90 kHz ticks until rendering.
+//! m3u8-rs. Durations stay [`MediaDuration`]s (90 kHz ticks) until
+//! rendering.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -7,8 +8,8 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use m3u8_rs::{Map, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
-use crate::media::Packaging;
-use crate::timeline::{format_secs, round_secs, TICKS_PER_SECOND};
+use crate::media::{MediaDuration, Packaging};
+use crate::timeline::TICKS_PER_SECOND;
 
 /// EXT-X-VERSION 3 is the lowest that allows decimal EXTINF durations: the
 /// version of TS playlists. A playlist whose entries have maps declares
@@ -20,7 +21,7 @@ pub const VERSION: usize = 3;
 pub struct Entry {
     pub sequence: u64,
     pub uri: String,
-    pub duration: i64,
+    pub duration: MediaDuration,
     pub discontinuity: bool,
     pub program_date_time: Option<DateTime<Utc>>,
     /// fMP4: the URI of the init segment it needs (its EXT-X-MAP), the
@@ -69,17 +70,17 @@ pub struct Playlist {
 
 /// The EXT-X-TARGETDURATION a configured segment length starts with: the
 /// length rounded up to whole seconds.
-pub fn initial_target_duration(target_ticks: i64) -> u64 {
-    ((target_ticks + TICKS_PER_SECOND - 1) / TICKS_PER_SECOND).max(1) as u64
+pub fn initial_target_duration(target: MediaDuration) -> u64 {
+    ((target.ticks() + TICKS_PER_SECOND - 1) / TICKS_PER_SECOND).max(1) as u64
 }
 
 impl Playlist {
-    /// A playlist for segments of `target_ticks` that keeps at least the
-    /// last `window` segments.
-    pub fn new(target_ticks: i64, window: usize) -> Self {
+    /// A playlist for segments of `target` that keeps at least the last
+    /// `window` segments.
+    pub fn new(target: MediaDuration, window: usize) -> Self {
         Playlist {
             kind: Kind::Live,
-            target_duration: initial_target_duration(target_ticks),
+            target_duration: initial_target_duration(target),
             window: window.max(1),
             entries: VecDeque::new(),
             media_sequence: None,
@@ -88,12 +89,12 @@ impl Playlist {
         }
     }
 
-    /// An archive of the whole event for segments of `target_ticks`.
-    pub fn archive(target_ticks: i64) -> Self {
+    /// An archive of the whole event for segments of `target`.
+    pub fn archive(target: MediaDuration) -> Self {
         Playlist {
             kind: Kind::Archive,
             window: usize::MAX,
-            ..Playlist::new(target_ticks, 1)
+            ..Playlist::new(target, 1)
         }
     }
 
@@ -120,13 +121,13 @@ impl Playlist {
     /// Appends a segment and slides the window. Returns the entries that
     /// left the playlist.
     pub fn push(&mut self, entry: Entry) -> Vec<Entry> {
-        let rounded = round_secs(entry.duration).max(0) as u64;
+        let rounded = entry.duration.rounded_secs().max(0) as u64;
         if rounded > self.target_duration && self.kind == Kind::Live {
             log::warn!(
                 "segment {} lasts {} s because the input's keyframes are spaced that far apart; \
                  raising EXT-X-TARGETDURATION from {} to {}",
                 entry.uri,
-                format_secs(entry.duration),
+                entry.duration,
                 self.target_duration,
                 rounded
             );
@@ -136,10 +137,10 @@ impl Playlist {
         self.entries.push_back(entry);
         let mut removed = Vec::new();
         // RFC 8216 §6.2.2: never shorter than three target durations
-        let min_total = 3 * self.target_duration as i64 * TICKS_PER_SECOND;
+        let min_total = MediaDuration::from_whole_secs(3 * self.target_duration);
         while self.entries.len() > self.window {
             let front = self.entries[0].duration;
-            if self.total_ticks() - front < min_total {
+            if self.total() - front < min_total {
                 break;
             }
             let gone = self.entries.pop_front().expect("not empty");
@@ -182,7 +183,8 @@ impl Playlist {
         self.discontinuity_sequence
     }
 
-    pub fn total_ticks(&self) -> i64 {
+    /// The duration of the entries listed.
+    pub fn total(&self) -> MediaDuration {
         self.entries.iter().map(|e| e.duration).sum()
     }
 
@@ -244,8 +246,8 @@ impl Playlist {
     }
 }
 
-fn millis(ticks: i64) -> i64 {
-    (ticks * 1000 + TICKS_PER_SECOND / 2).div_euclid(TICKS_PER_SECOND)
+fn millis(d: MediaDuration) -> i64 {
+    (d.ticks() * 1000 + TICKS_PER_SECOND / 2).div_euclid(TICKS_PER_SECOND)
 }
 
 #[cfg(test)]
@@ -260,7 +262,7 @@ mod tests {
         Entry {
             sequence,
             uri: format!("live-{sequence:05}.ts"),
-            duration,
+            duration: MediaDuration(duration),
             discontinuity: false,
             program_date_time: Some(start + chrono::Duration::seconds(10 * sequence as i64)),
             map: None,
@@ -269,7 +271,7 @@ mod tests {
 
     #[test]
     fn renders_a_sliding_window() {
-        let mut p = Playlist::new(10 * S, 3);
+        let mut p = Playlist::new(MediaDuration(10 * S), 3);
         for n in 1..=4 {
             p.push(entry(n, 10 * S + 900));
         }
@@ -301,7 +303,7 @@ mod tests {
 
     #[test]
     fn removing_a_discontinuity_raises_its_sequence_and_end_adds_endlist() {
-        let mut p = Playlist::new(2 * S, 3);
+        let mut p = Playlist::new(MediaDuration(2 * S), 3);
         p.push(Entry {
             discontinuity: true,
             program_date_time: None,
@@ -333,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_restored_playlist_continues_its_sequences() {
-        let mut p = Playlist::new(2 * S, 3);
+        let mut p = Playlist::new(MediaDuration(2 * S), 3);
         let old: Vec<Entry> = (40..43).map(|n| entry(n, 2 * S)).collect();
         p.restore(old, 17, 2, 3);
         assert_eq!(p.target_duration(), 3);
@@ -358,7 +360,7 @@ mod tests {
 
     #[test]
     fn an_archive_keeps_everything_and_ends_as_video_on_demand() {
-        let mut p = Playlist::archive(2 * S);
+        let mut p = Playlist::archive(MediaDuration(2 * S));
         for n in 1..=400 {
             assert!(p.push(entry(n, 2 * S)).is_empty());
         }
@@ -377,7 +379,7 @@ mod tests {
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
         assert!(text.ends_with("live-00401.ts\n#EXT-X-ENDLIST\n"), "{text}");
         // a live playlist never carries a type
-        let mut live = Playlist::new(2 * S, 3);
+        let mut live = Playlist::new(MediaDuration(2 * S), 3);
         live.push(entry(1, 2 * S));
         live.end();
         assert!(!live.render().contains("PLAYLIST-TYPE"));
@@ -385,14 +387,14 @@ mod tests {
 
     #[test]
     fn target_duration_rises_for_long_segments_and_never_falls() {
-        let mut p = Playlist::new(4 * S, 5);
+        let mut p = Playlist::new(MediaDuration(4 * S), 5);
         assert_eq!(p.target_duration(), 4);
         p.push(entry(1, 4 * S + S / 2)); // 4.5 rounds to 5
         assert_eq!(p.target_duration(), 5);
         p.push(entry(2, 3 * S));
         assert_eq!(p.target_duration(), 5);
-        assert_eq!(initial_target_duration(S / 2), 1);
-        assert_eq!(initial_target_duration(2 * S + 1), 3);
+        assert_eq!(initial_target_duration(MediaDuration(S / 2)), 1);
+        assert_eq!(initial_target_duration(MediaDuration(2 * S + 1)), 3);
     }
 
     /// An fMP4 entry: 2 s, undated, needing init `init`.
@@ -407,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_map_moves_with_the_first_entry_and_a_new_init_gets_its_own() {
-        let mut p = Playlist::new(2 * S, 3);
+        let mut p = Playlist::new(MediaDuration(2 * S), 3);
         for n in 1..=3 {
             p.push(fmp4(n, "a"));
         }
@@ -467,7 +469,7 @@ mod tests {
 
     #[test]
     fn an_fmp4_archive_declares_version_6_and_its_maps_and_ts_stays_at_3() {
-        let mut a = Playlist::archive(2 * S);
+        let mut a = Playlist::archive(MediaDuration(2 * S));
         for n in 1..=4 {
             a.push(fmp4(n, if n < 3 { "a" } else { "b" }));
         }
@@ -485,7 +487,7 @@ mod tests {
         assert_eq!(text.matches("#EXT-X-MAP:").count(), 2);
         // TS: no map, no independent segments, version 3 (the exact texts
         // of the tests above)
-        let mut ts = Playlist::archive(2 * S);
+        let mut ts = Playlist::archive(MediaDuration(2 * S));
         ts.push(entry(1, 2 * S));
         let text = ts.render();
         assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"));
@@ -496,13 +498,13 @@ mod tests {
     fn window_keeps_three_target_durations() {
         // window 3 of 2 s segments, but one 7 s segment raises the target to 7:
         // the playlist keeps enough entries to cover 21 s
-        let mut p = Playlist::new(2 * S, 3);
+        let mut p = Playlist::new(MediaDuration(2 * S), 3);
         p.push(entry(1, 7 * S));
         for n in 2..=12 {
             let removed = p.push(entry(n, 2 * S));
             assert!(removed.len() <= 1);
         }
-        assert!(p.total_ticks() >= 21 * S, "{}", p.total_ticks());
+        assert!(p.total() >= MediaDuration(21 * S), "{}", p.total());
         assert_eq!(p.entries().count(), 11);
         assert_eq!(p.media_sequence(), 2);
     }

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
-use crate::media::{InitReady, SegmentReady};
+use crate::media::{InitReady, MediaDuration, SegmentReady};
 use crate::playlist::Entry;
 use crate::spool::Leftovers;
-use crate::timeline::ticks_from_secs;
 
 /// A playlist an earlier run published.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +51,7 @@ pub fn parse_published(
             Entry {
                 sequence: number.unwrap_or(pl.media_sequence + i as u64),
                 uri: seg.uri.clone(),
-                duration: ticks_from_secs(f64::from(seg.duration)),
+                duration: MediaDuration::from_secs(f64::from(seg.duration)),
                 discontinuity: seg.discontinuity,
                 program_date_time: seg.program_date_time.map(|t| t.with_timezone(&Utc)),
                 map: map.clone(),
@@ -240,6 +239,7 @@ pub fn plan_archive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::MediaTime;
     use chrono::TimeZone;
 
     const TEXT: &str =
@@ -254,8 +254,8 @@ mod tests {
             name: format!("cam-{n:05}.ts"),
             path: PathBuf::from(format!("/spool/cam-{n:05}.ts")),
             bytes: 10,
-            start: 0,
-            duration: 360_000,
+            start: MediaTime(0),
+            duration: MediaDuration(360_000),
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             packaging: crate::media::Packaging::Ts,
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(p.target_duration, 4);
         assert!(p.ended);
         assert_eq!(p.last_number, Some(12));
-        assert_eq!(p.entries[0].duration, 360_360);
+        assert_eq!(p.entries[0].duration, MediaDuration(360_360));
         assert_eq!(p.entries[0].sequence, 11);
         assert!(p.entries[1].discontinuity);
         assert!(p.entries[0].program_date_time.is_some());
@@ -339,12 +339,12 @@ mod tests {
     fn maps_are_read_back_and_a_restart_continues_with_them() {
         let http = "https://cdn.example/live/";
         let map = |init: &str| Some(format!("{http}cam-init-{init}.mp4"));
-        let mut before = crate::playlist::Playlist::new(4 * 90_000, 3);
+        let mut before = crate::playlist::Playlist::new(MediaDuration(4 * 90_000), 3);
         for n in 1..=5u64 {
             before.push(Entry {
                 sequence: n,
                 uri: format!("{http}cam-{n:05}.m4s"),
-                duration: 360_000,
+                duration: MediaDuration(360_000),
                 discontinuity: n == 3,
                 program_date_time: None,
                 map: map(if n < 3 { "a" } else { "b" }),
@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(p.entries, before.entries().cloned().collect::<Vec<_>>());
         // a new run continues it: the old entries keep their map, the new
         // init gets its own
-        let mut after = crate::playlist::Playlist::new(4 * 90_000, 3);
+        let mut after = crate::playlist::Playlist::new(MediaDuration(4 * 90_000), 3);
         after.restore(
             p.entries,
             p.media_sequence,
@@ -368,7 +368,7 @@ mod tests {
         after.push(Entry {
             sequence: 6,
             uri: format!("{http}cam-00006.m4s"),
-            duration: 360_000,
+            duration: MediaDuration(360_000),
             discontinuity: true,
             program_date_time: None,
             map: map("c"),
@@ -485,7 +485,7 @@ mod tests {
         assert_eq!(numbers, vec![10, 11, 12]);
         assert_eq!(a.backfill[0].uri, "https://cdn.example/live/cam-00010.ts");
         // 11 comes from the rolling playlist, with its duration
-        assert_eq!(a.backfill[1].duration, 360_360);
+        assert_eq!(a.backfill[1].duration, MediaDuration(360_360));
         assert!(
             a.backfill[2].discontinuity,
             "the rolling playlist's flag is kept"

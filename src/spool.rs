@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::media::segment::is_init_name;
-use crate::media::{InitReady, Packaging, SegmentReady};
+use crate::media::{InitReady, MediaDuration, MediaTime, Packaging, SegmentReady};
 
 /// The metadata file of a segment file.
 pub fn meta_path(segment: &Path) -> PathBuf {
@@ -39,8 +39,8 @@ pub fn finalize(part: &Path, seg: &SegmentReady) -> io::Result<()> {
         "sequence={}\nstart={}\nduration={}\nbytes={}\ndiscontinuity={}\nprogram_date_time={}\n\
          packaging={}\n",
         seg.sequence,
-        seg.start,
-        seg.duration,
+        seg.start.ticks(),
+        seg.duration.ticks(),
         seg.bytes,
         u8::from(seg.discontinuity),
         seg.program_date_time
@@ -121,8 +121,8 @@ fn parse_meta(text: &str, path: &Path, name: &str, prefix: &str) -> Option<Segme
         name: name.to_string(),
         path: path.to_path_buf(),
         bytes: field("bytes")?.parse().ok()?,
-        start: field("start")?.parse().ok()?,
-        duration: field("duration")?.parse().ok()?,
+        start: MediaTime(field("start")?.parse().ok()?),
+        duration: MediaDuration(field("duration")?.parse().ok()?),
         discontinuity: field("discontinuity")? == "1",
         program_date_time: DateTime::parse_from_rfc3339(field("program_date_time")?)
             .ok()?
@@ -210,8 +210,8 @@ mod tests {
             path: dir.join(&name),
             name,
             bytes: bytes.len() as u64,
-            start: 90_000 * n as i64,
-            duration: 180_180,
+            start: MediaTime(90_000 * n as i64),
+            duration: MediaDuration(180_180),
             discontinuity: n == 3,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, n as u32).unwrap(),
             packaging: crate::media::Packaging::Ts,
@@ -240,6 +240,20 @@ mod tests {
         remove(&found.complete[0].path).unwrap();
         assert!(!dir.path().join("live-00001.ts").exists());
         assert!(!dir.path().join("live-00001.ts.meta").exists());
+    }
+
+    #[test]
+    fn metadata_carries_times_as_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = seg(dir.path(), 2, b"abc");
+        let part = dir.path().join("live-00002.ts.part");
+        fs::write(&part, b"abc").unwrap();
+        finalize(&part, &s).unwrap();
+        assert_eq!(
+            fs::read_to_string(meta_path(&s.path)).unwrap(),
+            "sequence=2\nstart=180000\nduration=180180\nbytes=3\ndiscontinuity=0\n\
+             program_date_time=2026-11-21T12:00:02.000000Z\npackaging=ts\n"
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use super::{ClipOpts, Opts, ServeOpts};
+use crate::media::MediaDuration;
 use crate::playlist::initial_target_duration;
 use crate::serve::ServeConfig;
-use crate::timeline::{format_secs, ticks_from_secs, TICKS_PER_SECOND};
 use crate::uploader::store::check_key;
 pub use crate::uploader::{Destination, S3Settings};
 
@@ -15,8 +15,8 @@ pub use crate::uploader::{Destination, S3Settings};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub input: String,
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     pub spool_dir: PathBuf,
     pub segment_prefix: String,
     pub index_name: String,
@@ -37,8 +37,8 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     pub flush_timeout: std::time::Duration,
     pub delete_old: bool,
-    /// The archive's object name and publishing interval in ticks.
-    pub archive: Option<(String, i64)>,
+    /// The archive's object name and publishing interval.
+    pub archive: Option<(String, MediaDuration)>,
     pub segment_cache_control: String,
     pub playlist_cache_control: Option<String>,
     pub s3: S3Settings,
@@ -53,7 +53,7 @@ impl Config {
     /// Checks every option, in the order they appear on the command line,
     /// and builds the configuration; the error names what was wrong.
     pub fn from_opts(o: Opts) -> Result<Config, String> {
-        let target = target_ticks(&o.segment_seconds)?;
+        let target = parse_target(&o.segment_seconds)?;
         check_name("segment-prefix", &o.segment_prefix)?;
         check_name("index-name", &o.index_name)?;
         if o.http_prefix.chars().any(char::is_control) {
@@ -108,8 +108,8 @@ impl Config {
     }
 }
 
-/// SEGMENT_SECONDS as ticks: a number above 0 and at most an hour.
-fn target_ticks(text: &str) -> Result<i64, String> {
+/// SEGMENT_SECONDS: a number above 0 and at most an hour.
+fn parse_target(text: &str) -> Result<MediaDuration, String> {
     let secs: f64 = text
         .trim()
         .parse()
@@ -119,33 +119,31 @@ fn target_ticks(text: &str) -> Result<i64, String> {
             "segment-seconds must be greater than 0 and at most {MAX_SEGMENT_SECONDS}, not {text}"
         ));
     }
-    Ok(ticks_from_secs(secs).max(1))
+    // at least one tick
+    Ok(MediaDuration::from_secs(secs).max(MediaDuration(1)))
 }
 
 /// A window of `window` segments must cover three target durations (RFC
 /// 8216 §6.2.2).
-fn check_window(window: usize, target: i64) -> Result<(), String> {
+fn check_window(window: usize, target: MediaDuration) -> Result<(), String> {
     if window == 0 {
         return Err("--window must be at least 1".into());
     }
-    let target_duration = initial_target_duration(target) as i64 * TICKS_PER_SECOND;
-    if (window as i64) * target < 3 * target_duration {
-        let needed = (3 * target_duration + target - 1) / target;
+    let covered = target * window as i64;
+    let required = MediaDuration::from_whole_secs(3 * initial_target_duration(target));
+    if covered < required {
+        let needed = (required.ticks() + target.ticks() - 1) / target.ticks();
         return Err(format!(
-            "--window {} of {} s segments covers {} s, less than three target durations \
-             ({} s) as RFC 8216 §6.2.2 requires; use --window {needed} or more",
-            window,
-            format_secs(target),
-            format_secs(window as i64 * target),
-            format_secs(3 * target_duration),
+            "--window {window} of {target} s segments covers {covered} s, less than three \
+             target durations ({required} s) as RFC 8216 §6.2.2 requires; use --window \
+             {needed} or more",
         ));
     }
     Ok(())
 }
 
-/// `--archive` and `--archive-every`: the archive's name and interval in
-/// ticks.
-fn archive(o: &Opts) -> Result<Option<(String, i64)>, String> {
+/// `--archive` and `--archive-every`: the archive's name and interval.
+fn archive(o: &Opts) -> Result<Option<(String, MediaDuration)>, String> {
     let every = seconds("--archive-every", o.archive_every)?;
     let Some(name) = &o.archive else {
         return Ok(None);
@@ -156,7 +154,10 @@ fn archive(o: &Opts) -> Result<Option<(String, i64)>, String> {
             "--archive {name:?} must differ from the playlist's name"
         ));
     }
-    Ok(Some((name.clone(), ticks_from_secs(every.as_secs_f64()))))
+    Ok(Some((
+        name.clone(),
+        MediaDuration::from_secs(every.as_secs_f64()),
+    )))
 }
 
 /// Values that go into HTTP headers: not empty, no control characters.
@@ -375,6 +376,7 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeline::TICKS_PER_SECOND;
     use crate::uploader::defaults;
     use clap::Parser;
 
@@ -416,7 +418,7 @@ mod tests {
     #[test]
     fn the_original_positional_form_parses() {
         let c = opts(&BASE).unwrap();
-        assert_eq!(c.target, 900_000);
+        assert_eq!(c.target, MediaDuration(900_000));
         assert_eq!(c.destination, Destination::Local("/tmp/out".into()));
         assert_eq!(c.key_prefix, "a/b");
         assert_eq!(c.window, 5);
@@ -428,7 +430,10 @@ mod tests {
                 bucket: "my-bucket".into()
             }
         );
-        assert_eq!(opts(&with(1, "2.5")).unwrap().target, 225_000);
+        assert_eq!(
+            opts(&with(1, "2.5")).unwrap().target,
+            MediaDuration(225_000)
+        );
     }
 
     #[test]
@@ -487,7 +492,7 @@ mod tests {
         a.extend(["--archive", "archive.m3u8", "--archive-every", "30"]);
         assert_eq!(
             opts(&a).unwrap().archive,
-            Some(("archive.m3u8".into(), 30 * TICKS_PER_SECOND))
+            Some(("archive.m3u8".into(), MediaDuration(30 * TICKS_PER_SECOND)))
         );
         assert_eq!(opts(&BASE).unwrap().archive, None);
         a[9] = "index.m3u8";
@@ -509,7 +514,10 @@ mod tests {
         let c = clip(&["--from", "10", "--to", "2026-11-22T20:00:00Z"]).unwrap();
         assert_eq!(c.key_prefix, "live");
         assert_eq!(c.archive, "archive.m3u8");
-        assert_eq!(c.from, crate::clip::Bound::Offset(10 * TICKS_PER_SECOND));
+        assert_eq!(
+            c.from,
+            crate::clip::Bound::Offset(MediaDuration(10 * TICKS_PER_SECOND))
+        );
         assert!(clip(&["--from", "x", "--to", "1"])
             .unwrap_err()
             .starts_with("--from"));
@@ -589,7 +597,11 @@ mod tests {
         assert!(err.contains("use --window 3"), "{err}");
         let mut b = with(1, "2.5");
         b.extend(["--window", "3"]);
-        assert!(opts(&b).unwrap_err().contains("use --window 4"));
+        assert_eq!(
+            opts(&b).unwrap_err(),
+            "--window 3 of 2.500 s segments covers 7.500 s, less than three target durations \
+             (9.000 s) as RFC 8216 §6.2.2 requires; use --window 4 or more"
+        );
         b[9] = "4";
         assert!(opts(&b).is_ok());
     }

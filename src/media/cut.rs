@@ -4,15 +4,20 @@
 
 use chrono::{DateTime, Utc};
 
-/// What the cutter needs to know about one demuxed packet, in 90 kHz ticks.
+use super::time::{MediaDuration, MediaTime, RawPts};
+
+/// What the cutter needs to know about one demuxed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketInfo {
     pub stream: usize,
     /// Byte offset in the input of the TS packet where this packet's PES starts.
     pub pos: Option<u64>,
-    pub pts: Option<i64>,
-    pub dts: Option<i64>,
-    pub duration: i64,
+    /// The timestamps as the input carries them (33 bits).
+    pub pts: Option<RawPts>,
+    pub dts: Option<RawPts>,
+    /// Zero when the demuxer knows none: the cutter then takes the step
+    /// from the stream's packet before.
+    pub duration: MediaDuration,
     pub key: bool,
 }
 
@@ -20,9 +25,9 @@ pub struct PacketInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentTiming {
     pub sequence: u64,
-    /// Start on the unwrapped timeline, in ticks.
-    pub start: i64,
-    pub duration: i64,
+    /// Start on the unwrapped timeline.
+    pub start: MediaTime,
+    pub duration: MediaDuration,
     /// The segment starts after a timestamp reset.
     pub discontinuity: bool,
     pub program_date_time: DateTime<Utc>,
@@ -39,9 +44,9 @@ pub struct Cut {
     /// the segment, when other streams' timestamps can be compared with it
     /// (not after a reset): the router gives audio frames from this time on
     /// to the new segment.
-    pub pts: Option<i64>,
+    pub pts: Option<RawPts>,
     /// Where the new segment starts on the unwrapped timeline.
-    pub start: i64,
+    pub start: MediaTime,
     /// The new segment starts after a timestamp reset.
     pub discontinuity: bool,
     /// The timing of the segment that this cut ends, if one was open.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use super::packaging::Packaging;
+use super::time::{MediaDuration, MediaTime};
 
 /// A media segment file that is complete in the spool directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,9 +17,8 @@ pub struct SegmentReady {
     pub path: PathBuf,
     pub bytes: u64,
     /// Start on the unwrapped 90 kHz timeline.
-    pub start: i64,
-    /// Duration in 90 kHz ticks.
-    pub duration: i64,
+    pub start: MediaTime,
+    pub duration: MediaDuration,
     pub discontinuity: bool,
     pub program_date_time: DateTime<Utc>,
     /// TS or fMP4: its extension and Content-Type.

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::iter::Sum;
-use std::ops::{Add, AddAssign, Sub, SubAssign};
+use std::ops::{Add, AddAssign, Mul, Sub, SubAssign};
 
 /// Ticks of the 90 kHz MPEG clock.
 pub const TICKS_PER_SECOND: i64 = 90_000;
@@ -93,6 +93,12 @@ impl MediaDuration {
         MediaDuration(ticks_from_secs(secs))
     }
 
+    /// Whole seconds, exactly: an EXT-X-TARGETDURATION (or a multiple of
+    /// one) on the timeline of the EXTINF values it bounds.
+    pub fn from_whole_secs(secs: u64) -> Self {
+        MediaDuration(secs as i64 * TICKS_PER_SECOND)
+    }
+
     pub fn ticks(self) -> i64 {
         self.0
     }
@@ -161,6 +167,14 @@ impl Sub for MediaDuration {
     }
 }
 
+/// `n` spans one after the other (a window of `n` target durations).
+impl Mul<i64> for MediaDuration {
+    type Output = MediaDuration;
+    fn mul(self, n: i64) -> MediaDuration {
+        MediaDuration(self.0 * n)
+    }
+}
+
 impl AddAssign for MediaDuration {
     fn add_assign(&mut self, rhs: MediaDuration) {
         self.0 += rhs.0;
@@ -189,6 +203,8 @@ mod tests {
         assert_eq!(format_secs(900_900), "10.010");
         assert_eq!(round_secs(4 * TICKS_PER_SECOND + TICKS_PER_SECOND / 2), 5);
         assert_eq!(MediaDuration::from_secs(2.5).to_string(), "2.500");
+        assert_eq!(MediaDuration::from_whole_secs(4), MediaDuration(360_000));
+        assert_eq!(MediaDuration(3003) * 3, MediaDuration(9009));
         assert_eq!(
             MediaDuration(TICKS_PER_SECOND).to_std(),
             std::time::Duration::from_secs(1)

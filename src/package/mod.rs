@@ -197,7 +197,7 @@ impl Fmp4Files {
 
     fn cut(&mut self, cut: &Cut) {
         let next = fmp4::Cut {
-            pts: cut.start,
+            pts: cut.start.ticks(),
             sequence: cut.sequence,
             discontinuity: cut.discontinuity,
         };

@@ -4,29 +4,33 @@
 //! byte positions (no media data, no I/O) and decides at which byte position
 //! each segment starts, how long each finished segment lasts, and where the
 //! timeline was reset.
+//!
+//! It takes [`RawPts`] and hands out [`MediaTime`] and [`MediaDuration`];
+//! inside, times are plain `i64` ticks of the unwrapped 90 kHz timeline.
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::timeline::{format_secs, pts_diff, Unwrapper, PTS_MODULUS, TICKS_PER_SECOND};
+use crate::media::{MediaDuration, MediaTime, RawPts};
+use crate::timeline::{format_secs, Unwrapper, TICKS_PER_SECOND};
 
 pub use crate::media::cut::{Cut, PacketInfo, SegmentTiming};
 
 pub type Clock = Box<dyn Fn() -> DateTime<Utc> + Send>;
 
 pub struct CutterConfig {
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     /// Index of the stream whose packets decide the cuts.
     pub anchor: usize,
     /// The anchor is a video stream: cut only on its keyframes.
     pub anchor_is_video: bool,
     /// Number of streams in the input.
     pub streams: usize,
-    /// Cut without a keyframe once a segment reaches this many ticks and
+    /// Cut without a keyframe once a segment lasts this long and
     /// [`KEYFRAMES_STOPPED`] times the longest keyframe interval seen so
     /// far. Before an interval is known, a keyframe is waited for up to one
     /// and a half times this (see [`Cutter::hold`]).
-    pub max_segment: i64,
+    pub max_segment: MediaDuration,
     /// Sequence number of the first segment.
     pub first_sequence: u64,
     /// The first segment continues an earlier run after a break.
@@ -93,7 +97,7 @@ struct CutAt {
     pos: u64,
     pts: i64,
     /// The PTS as in the input, for [`Cut::pts`].
-    raw_pts: Option<i64>,
+    raw_pts: Option<RawPts>,
 }
 
 /// Keyframes have stopped once a segment lasts this many times the longest
@@ -106,7 +110,7 @@ const MAX_BACK: i64 = TICKS_PER_SECOND / 2;
 
 impl Cutter {
     pub fn new(cfg: CutterConfig) -> Self {
-        let max_forward = (3 * cfg.target).max(10 * TICKS_PER_SECOND);
+        let max_forward = (3 * cfg.target.ticks()).max(10 * TICKS_PER_SECOND);
         let streams = (0..cfg.streams)
             .map(|_| StreamClock {
                 unwrapper: Unwrapper::new(MAX_BACK, max_forward),
@@ -147,13 +151,13 @@ impl Cutter {
         let stream = self.streams.get_mut(pkt.stream)?;
         // a stream's first timestamp joins the others' timeline, also when
         // the wrap lies between them
-        let u = stream.unwrapper.unwrap_near(raw, self.latest);
+        let u = stream.unwrapper.unwrap_near(raw.get(), self.latest);
         self.latest = Some(u.ticks);
         if u.reset {
             stream.epoch += 1;
         }
         // libav may have wrapped only one of the two (DTS 2^33 - 3000, PTS 3003)
-        let pts = u.ticks + pkt.pts.map_or(0, |p| pts_diff(p, raw));
+        let pts = u.ticks + pkt.pts.map_or(0, |p| p.since(raw).ticks());
         self.times = Some((u.ticks, pts));
         if let Some(last) = stream.last_dts.filter(|_| !u.reset) {
             if u.ticks > last {
@@ -161,8 +165,8 @@ impl Cutter {
             }
         }
         stream.last_dts = Some(u.ticks);
-        let duration = if pkt.duration > 0 {
-            pkt.duration
+        let duration = if pkt.duration > MediaDuration::ZERO {
+            pkt.duration.ticks()
         } else {
             stream.step
         };
@@ -227,8 +231,8 @@ impl Cutter {
             self.keyframe_at(pts);
         }
         let pos = pkt.pos?;
-        let raw_pts = pkt.pts.map(|p| p.rem_euclid(PTS_MODULUS));
-        if candidate && elapsed >= self.cfg.target {
+        let raw_pts = pkt.pts;
+        if candidate && elapsed >= self.cfg.target.ticks() {
             let closed = self.close(pts);
             let cut = self.start(pos, pts, end, false, false, epoch, closed);
             return Some(Cut {
@@ -243,7 +247,7 @@ impl Cutter {
             }
             return None;
         }
-        if pes_start && elapsed >= self.cfg.max_segment {
+        if pes_start && elapsed >= self.cfg.max_segment.ticks() {
             let here = CutAt { pos, pts, raw_pts };
             match self.longest_interval {
                 // keyframes further apart than the limit, but regular
@@ -263,9 +267,11 @@ impl Cutter {
         self.held.map(|h| h.pos)
     }
 
-    /// How long a keyframe is waited for while no keyframe interval is known.
+    /// How long a keyframe is waited for while no keyframe interval is
+    /// known, in ticks.
     fn keyframe_wait(&self) -> i64 {
-        self.cfg.max_segment + self.cfg.max_segment / 2
+        let max = self.cfg.max_segment.ticks();
+        max + max / 2
     }
 
     /// Notes a keyframe of the anchor at `pts`.
@@ -348,8 +354,8 @@ impl Cutter {
         let open = self.open.take()?;
         Some(SegmentTiming {
             sequence: open.sequence,
-            start: open.start,
-            duration: (end - open.start).max(0),
+            start: MediaTime(open.start),
+            duration: MediaDuration((end - open.start).max(0)),
             discontinuity: open.discontinuity,
             program_date_time: open.program_date_time,
             forced: open.forced,
@@ -398,7 +404,7 @@ impl Cutter {
             pos,
             sequence,
             pts: None,
-            start,
+            start: MediaTime(start),
             discontinuity,
             closed,
         }
@@ -412,24 +418,25 @@ impl Cutter {
     }
 }
 
-fn ticks_to_duration(ticks: i64) -> Duration {
-    Duration::microseconds(ticks * 1000 / 90)
+fn ticks_to_duration(d: MediaDuration) -> Duration {
+    Duration::microseconds(d.ticks() * 1000 / 90)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timeline::PTS_MODULUS;
     use chrono::TimeZone;
 
     const S: i64 = TICKS_PER_SECOND;
 
     fn cutter(target: i64, anchor_is_video: bool) -> Cutter {
         Cutter::new(CutterConfig {
-            target,
+            target: MediaDuration(target),
             anchor: 0,
             anchor_is_video,
             streams: 2,
-            max_segment: 4 * target,
+            max_segment: MediaDuration(4 * target),
             first_sequence: 1,
             first_discontinuity: false,
             clock: Box::new(|| Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()),
@@ -440,9 +447,9 @@ mod tests {
         PacketInfo {
             stream: 0,
             pos: Some(pos),
-            pts: Some(pts),
-            dts: Some(pts),
-            duration: 3000,
+            pts: Some(RawPts::new(pts)),
+            dts: Some(RawPts::new(pts)),
+            duration: MediaDuration(3000),
             key,
         }
     }
@@ -451,9 +458,9 @@ mod tests {
         PacketInfo {
             stream: 1,
             pos: Some(pos),
-            pts: Some(pts),
-            dts: Some(pts),
-            duration: 1920,
+            pts: Some(RawPts::new(pts)),
+            dts: Some(RawPts::new(pts)),
+            duration: MediaDuration(1920),
             key: true,
         }
     }
@@ -482,12 +489,12 @@ mod tests {
         let durations: Vec<i64> = cuts
             .iter()
             .filter_map(|c| c.closed)
-            .map(|t| t.duration)
+            .map(|t| t.duration.ticks())
             .collect();
         assert_eq!(durations, vec![3 * S, 3 * S, 3 * S]);
         let last = c.finish().unwrap();
-        assert_eq!(last.start, 9 * S);
-        assert_eq!(last.duration, S, "last frame ends at 10 s");
+        assert_eq!(last.start, MediaTime(9 * S));
+        assert_eq!(last.duration, MediaDuration(S), "last frame ends at 10 s");
         assert_eq!(last.sequence, 4);
     }
 
@@ -500,9 +507,9 @@ mod tests {
         let mut total: i64 = cuts
             .iter()
             .filter_map(|c| c.closed)
-            .map(|t| t.duration)
+            .map(|t| t.duration.ticks())
             .sum();
-        total += c.finish().unwrap().duration;
+        total += c.finish().unwrap().duration.ticks();
         assert_eq!(total, 1234 * 3000 + 900);
     }
 
@@ -521,7 +528,7 @@ mod tests {
         let durations: Vec<i64> = cuts
             .iter()
             .filter_map(|c| c.closed)
-            .map(|t| t.duration)
+            .map(|t| t.duration.ticks())
             .collect();
         // 1920-tick frames, cut on even frames once 2 s (180000) is reached: 94 frames
         assert!(durations.iter().all(|&d| d == 94 * 1920), "{durations:?}");
@@ -537,7 +544,7 @@ mod tests {
             cuts.extend(c.observe(&video(1000 + i as u64 * 100, i * 3000, false)));
         }
         let closed: Vec<SegmentTiming> = cuts.iter().filter_map(|c| c.closed).collect();
-        assert_eq!(closed[0].duration, 8 * S);
+        assert_eq!(closed[0].duration, MediaDuration(8 * S));
         assert!(!closed[0].forced);
         assert!(closed[1].forced);
     }
@@ -552,9 +559,11 @@ mod tests {
             vec![0, 1000 + 300 * 100, 1000 + 600 * 100, 1000 + 900 * 100]
         );
         let closed: Vec<SegmentTiming> = cuts.iter().filter_map(|c| c.closed).collect();
-        assert!(closed.iter().all(|t| t.duration == 10 * S && !t.forced));
+        assert!(closed
+            .iter()
+            .all(|t| t.duration == MediaDuration(10 * S) && !t.forced));
         let last = c.finish().unwrap();
-        assert_eq!((last.duration, last.forced), (10 * S, false));
+        assert_eq!((last.duration, last.forced), (MediaDuration(10 * S), false));
     }
 
     #[test]
@@ -570,7 +579,7 @@ mod tests {
         let closed: Vec<(i64, bool)> = cuts
             .iter()
             .filter_map(|c| c.closed)
-            .map(|t| (t.duration, t.forced))
+            .map(|t| (t.duration.ticks(), t.forced))
             .collect();
         assert_eq!(
             closed,
@@ -579,7 +588,7 @@ mod tests {
         let last = c.finish().unwrap();
         assert_eq!(
             (last.start, last.duration, last.forced),
-            (50 * S, 30 * S, true)
+            (MediaTime(50 * S), MediaDuration(30 * S), true)
         );
     }
 
@@ -595,7 +604,7 @@ mod tests {
             .collect();
         assert_eq!(cuts[0].pos, 1000 + 300 * 100, "starts on the keyframe");
         let first = cuts[1].closed.unwrap();
-        assert_eq!((first.start, first.forced), (10 * S, false));
+        assert_eq!((first.start, first.forced), (MediaTime(10 * S), false));
     }
 
     #[test]
@@ -612,8 +621,8 @@ mod tests {
         assert!(cuts.is_empty(), "{cuts:?}");
         // 12 s without a keyframe: the cut is made back at 8 s
         let cut = c.observe(&video(pos(360), 360 * 3000, false)).unwrap();
-        assert_eq!((cut.pos, cut.pts), (pos(240), Some(8 * S)));
-        assert_eq!(cut.closed.unwrap().duration, 8 * S);
+        assert_eq!((cut.pos, cut.pts), (pos(240), Some(RawPts::new(8 * S))));
+        assert_eq!(cut.closed.unwrap().duration, MediaDuration(8 * S));
         assert_eq!(c.hold(), None);
         // a keyframe within the wait ends the hold, with no cut at 8 s
         let mut c = cutter(2 * S, true);
@@ -632,7 +641,7 @@ mod tests {
         cuts.extend(run_at(&mut c, 150, 30, S, 1000 + 150 * 100));
         let reset = cuts
             .iter()
-            .find(|c| c.closed.is_some_and(|t| t.start == 14 * S))
+            .find(|c| c.closed.is_some_and(|t| t.start == MediaTime(14 * S)))
             .unwrap();
         assert_eq!(
             reset.pos,
@@ -642,29 +651,29 @@ mod tests {
         let before = reset.closed.unwrap();
         assert_eq!(
             before.duration,
-            S + 1920,
+            MediaDuration(S + 1920),
             "ends with the last packet on the old clock"
         );
         let after = cuts
             .iter()
             .find_map(|c| c.closed.filter(|t| t.discontinuity))
             .unwrap();
-        assert_eq!(after.start, S);
+        assert_eq!(after.start, MediaTime(S));
         assert_eq!(
             after.program_date_time,
-            before.program_date_time + ticks_to_duration(S + 1920)
+            before.program_date_time + ticks_to_duration(MediaDuration(S + 1920))
         );
     }
 
     #[test]
     fn the_33_bit_wrap_is_not_a_discontinuity() {
         let mut c = cutter(2 * S, true);
-        let base = crate::timeline::PTS_MODULUS - 5 * S;
+        let base = PTS_MODULUS - 5 * S;
         let cuts = run(&mut c, 300, 30, base);
         assert!(cuts
             .iter()
             .filter_map(|c| c.closed)
-            .all(|t| !t.discontinuity && t.duration == 2 * S));
+            .all(|t| !t.discontinuity && t.duration == MediaDuration(2 * S)));
         assert_eq!(cuts.len(), 5);
     }
 
@@ -679,9 +688,9 @@ mod tests {
         let mut total: i64 = cuts
             .iter()
             .filter_map(|c| c.closed)
-            .map(|t| t.duration)
+            .map(|t| t.duration.ticks())
             .sum();
-        total += c.finish().unwrap().duration;
+        total += c.finish().unwrap().duration.ticks();
         assert_eq!(total, 1234 * 3000);
     }
 
@@ -699,20 +708,23 @@ mod tests {
             cuts.extend(c.observe(&PacketInfo {
                 stream: 0,
                 pos: Some(1000 + i as u64 * 100),
-                pts: Some((dts + 6000) % PTS_MODULUS),
-                dts: Some(dts % PTS_MODULUS),
-                duration: 3000,
+                pts: Some(RawPts::new((dts + 6000) % PTS_MODULUS)),
+                dts: Some(RawPts::new(dts % PTS_MODULUS)),
+                duration: MediaDuration(3000),
                 key: i % 30 == 0,
             }));
         }
         let durations: Vec<i64> = cuts
             .iter()
             .filter_map(|c| c.closed)
-            .map(|t| t.duration)
+            .map(|t| t.duration.ticks())
             .collect();
         assert_eq!(durations, vec![2 * S; 4]);
         let last = c.finish().unwrap();
-        assert_eq!((last.start, last.duration), (base + 6000 + 8 * S, 2 * S));
+        assert_eq!(
+            (last.start, last.duration),
+            (MediaTime(base + 6000 + 8 * S), MediaDuration(2 * S))
+        );
     }
 
     #[test]

@@ -22,23 +22,23 @@ use crate::channel::Outbox;
 use crate::codec::keyframe;
 use crate::input::{avio, lock, source, InputBuffer};
 pub use crate::media::SegmentReady;
-use crate::media::{self, Event, Packaging};
+use crate::media::{self, Event, MediaDuration, Packaging, RawPts};
 use crate::package::fmp4::StreamKind;
 use crate::package::ts::router::{self, ClosedSegment, Router};
 use crate::package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
 use crate::spool;
-use crate::timeline::{format_secs, TICKS_PER_SECOND};
+use crate::timeline::TICKS_PER_SECOND;
 use crate::ts;
 use cutter::{Clock, Cutter, CutterConfig, PacketInfo};
 
 pub struct SegmenterConfig {
     /// `-`, a file, or a URL.
     pub input: String,
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     /// A segment is cut without a keyframe once it reaches this length
     /// and keyframes have stopped (see [`CutterConfig::max_segment`]).
-    pub max_segment: i64,
+    pub max_segment: MediaDuration,
     pub spool: PathBuf,
     pub segment_prefix: String,
     pub first_sequence: u64,
@@ -80,7 +80,8 @@ pub enum SegmenterError {
 pub struct SegmenterSummary {
     pub segments: u64,
     pub bytes_in: u64,
-    pub media_ticks: i64,
+    /// The duration of the segments announced.
+    pub media: MediaDuration,
     pub router: router::RouterStats,
 }
 
@@ -341,7 +342,7 @@ impl Run<'_> {
                         continue;
                     };
                     self.summary.segments += 1;
-                    self.summary.media_ticks += ev.duration;
+                    self.summary.media += ev.duration;
                     Event::Segment(ev)
                 }
             };
@@ -412,16 +413,21 @@ fn packet_info(
     PacketInfo {
         stream: index,
         pos,
-        pts: packet.pts().map(|t| to_ticks(t, meta.time_base)),
-        dts: packet.dts().map(|t| to_ticks(t, meta.time_base)),
+        pts: packet
+            .pts()
+            .map(|t| RawPts::new(to_ticks(t, meta.time_base))),
+        dts: packet
+            .dts()
+            .map(|t| RawPts::new(to_ticks(t, meta.time_base))),
         // libav, without parsers, takes a PES packet of AAC for one frame
-        duration: match (meta.aac_rate, packet.data()) {
-            (Some(rate), Some(data)) => {
-                keyframe::adts_frames(data).map(|n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate)
+        duration: MediaDuration(
+            match (meta.aac_rate, packet.data()) {
+                (Some(rate), Some(data)) => keyframe::adts_frames(data)
+                    .map(|n| i64::from(n) * 1024 * TICKS_PER_SECOND / rate),
+                _ => None,
             }
-            _ => None,
-        }
-        .unwrap_or_else(|| to_ticks(packet.duration(), meta.time_base)),
+            .unwrap_or_else(|| to_ticks(packet.duration(), meta.time_base)),
+        ),
         key: match (meta.medium, packet.data()) {
             (Media::Video, Some(data)) => {
                 keyframe::is_keyframe(meta.codec, data)
@@ -475,7 +481,7 @@ impl Announcer {
         log::debug!(
             "segment {} ready: {} s, {} bytes{}{}",
             ev.name,
-            format_secs(ev.duration),
+            ev.duration,
             ev.bytes,
             if t.discontinuity {
                 ", after a discontinuity"
@@ -605,8 +611,8 @@ pub fn segment_in_memory(
     let (outbox, inbox) = crate::channel::bounded(1 << 16);
     let cfg = SegmenterConfig {
         input: "memory".into(),
-        target: TICKS_PER_SECOND,
-        max_segment: 4 * TICKS_PER_SECOND,
+        target: MediaDuration(TICKS_PER_SECOND),
+        max_segment: MediaDuration(4 * TICKS_PER_SECOND),
         spool: spool.to_path_buf(),
         segment_prefix: "fuzz".into(),
         first_sequence: 1,
@@ -639,7 +645,11 @@ pub fn segment_in_memory(
             "{} is whole packets",
             seg.name
         );
-        assert!(seg.duration >= 0, "{} has a duration", seg.name);
+        assert!(
+            seg.duration >= MediaDuration::ZERO,
+            "{} has a duration",
+            seg.name
+        );
         segments.push(seg);
     }
     result.map(|_| segments).map_err(|(e, _)| e)
@@ -668,8 +678,8 @@ mod tests {
         };
         let timing = cutter::SegmentTiming {
             sequence: 8,
-            start: 0,
-            duration: 2 * TICKS_PER_SECOND,
+            start: media::MediaTime(0),
+            duration: MediaDuration(2 * TICKS_PER_SECOND),
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap(),
             forced: false,

@@ -27,8 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::channel::{Inbox, Received};
-use crate::media::{InitReady, SegmentReady};
-use crate::timeline::format_secs;
+use crate::media::{InitReady, MediaDuration, SegmentReady};
 use retry::{Retrier, RetryPolicy};
 use schedule::{Action, Item, Schedule, Upload, Version};
 use store::{Body, ObjectMeta, Store, StoreError};
@@ -44,8 +43,8 @@ pub struct UploaderConfig {
     pub index_name: String,
     /// Written before each segment name in the playlist.
     pub http_prefix: String,
-    /// Target segment duration in ticks.
-    pub target: i64,
+    /// Target segment duration.
+    pub target: MediaDuration,
     pub window: usize,
     pub program_date_time: bool,
     pub keep_spool: bool,
@@ -70,14 +69,14 @@ pub struct UploaderConfig {
 pub struct ArchiveConfig {
     /// Its object name beside the rolling playlist.
     pub name: String,
-    /// Publish a new version once this many ticks of media were added since
-    /// the last one (and always at the end).
-    pub every: i64,
+    /// Publish a new version once this much media was added since the last
+    /// one (and always at the end).
+    pub every: MediaDuration,
 }
 
 impl UploaderConfig {
     /// A configuration with the command line's defaults.
-    pub fn new(key_prefix: &str, index_name: &str, target: i64) -> Self {
+    pub fn new(key_prefix: &str, index_name: &str, target: MediaDuration) -> Self {
         UploaderConfig {
             key_prefix: key_prefix.to_string(),
             index_name: index_name.to_string(),
@@ -128,7 +127,8 @@ pub struct UploadSummary {
     pub playlist_bytes: u64,
     pub archive_versions: u64,
     pub archive_bytes: u64,
-    pub media_ticks: i64,
+    /// The duration of the segments listed.
+    pub media: MediaDuration,
     pub deleted: u64,
     /// Store requests sent, and how many of them were retries.
     pub attempts: u64,
@@ -525,7 +525,7 @@ impl Uploader {
         let totals = self.schedule.totals();
         self.summary.segments = totals.segments;
         self.summary.bytes = totals.bytes;
-        self.summary.media_ticks = totals.media_ticks;
+        self.summary.media = totals.media;
         self.summary.longest_wait = totals.longest_wait;
         self.summary.attempts = self.retrier.stats().attempts.load(Ordering::Relaxed);
         self.summary.retries = self.retrier.stats().retries.load(Ordering::Relaxed);
@@ -539,7 +539,7 @@ impl Uploader {
                 0 => String::new(),
                 n => format!(" and {n} init segment(s)"),
             },
-            format_secs(self.summary.media_ticks),
+            self.summary.media,
             self.summary.bytes,
             self.summary.playlist_versions,
             self.summary.playlist_bytes,
@@ -593,6 +593,7 @@ mod tests {
     use super::store::{ErrorKind, Fault, MemoryStore, Op};
     use super::*;
     use crate::channel;
+    use crate::media::MediaTime;
     use crate::timeline::TICKS_PER_SECOND;
     use chrono::Utc;
     use std::fs;
@@ -607,7 +608,7 @@ mod tests {
                 base_delay: Duration::from_millis(10),
                 ..RetryPolicy::default()
             },
-            ..UploaderConfig::new("live/event", "index.m3u8", 4 * S)
+            ..UploaderConfig::new("live/event", "index.m3u8", MediaDuration(4 * S))
         }
     }
 
@@ -620,8 +621,8 @@ mod tests {
             name,
             path,
             bytes: 9,
-            start: 0,
-            duration: 4 * S,
+            start: MediaTime(0),
+            duration: MediaDuration(4 * S),
             discontinuity: false,
             program_date_time: Utc::now(),
             packaging: crate::media::Packaging::Ts,
@@ -711,7 +712,7 @@ mod tests {
         UploaderConfig {
             archive: Some(ArchiveConfig {
                 name: "archive.m3u8".into(),
-                every,
+                every: MediaDuration(every),
             }),
             delete_old: true,
             ..config()
@@ -789,8 +790,8 @@ mod tests {
             name,
             path,
             bytes: 9,
-            start: 0,
-            duration: 4 * S,
+            start: MediaTime(0),
+            duration: MediaDuration(4 * S),
             discontinuity: false,
             program_date_time: Utc::now(),
             packaging: crate::media::Packaging::Fmp4,

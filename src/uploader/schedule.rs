@@ -20,8 +20,8 @@
 //!   failed for good, is never listed, nor anything after it;
 //! - one playlist version in flight at a time; changes made meanwhile go up
 //!   together as the next one;
-//! - the archive goes up with its first segment, then once `every` ticks of
-//!   media were added, and at the end;
+//! - the archive goes up with its first segment, then once `every` of
+//!   media was added, and at the end;
 //! - with `delete_old` (and no archive), a segment that left the playlist
 //!   is deleted once the version without it has been published and its own
 //!   duration plus that of the longest playlist that held it have passed
@@ -41,10 +41,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{object_key, UploaderConfig};
-use crate::media::{InitReady, Packaging, SegmentReady};
+use crate::media::{InitReady, MediaDuration, Packaging, SegmentReady};
 use crate::playlist::{Entry, Playlist};
 use crate::resume::{ArchivePlan, Published};
-use crate::timeline::TICKS_PER_SECOND;
 
 /// Something for the uploader to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +115,7 @@ impl Version {
 pub struct Totals {
     pub segments: u64,
     pub bytes: u64,
-    pub media_ticks: i64,
+    pub media: MediaDuration,
     /// The longest a segment waited between arriving and being stored.
     pub longest_wait: Duration,
 }
@@ -127,15 +126,15 @@ struct Listed {
     /// Its object key; `None` for a restored entry whose URI names none.
     key: Option<String>,
     /// The longest total duration of a playlist that held it.
-    longest: i64,
+    longest: MediaDuration,
 }
 
 /// What depends on a version in flight: keys that left the playlist in it
-/// (with the ticks they must stay available once it has landed) and spool
+/// (with how long they must stay available once it has landed) and spool
 /// files it makes removable.
 #[derive(Debug, Default)]
 struct Landing {
-    leaving: Vec<(String, i64)>,
+    leaving: Vec<(String, MediaDuration)>,
     spool: Vec<PathBuf>,
 }
 
@@ -158,11 +157,11 @@ struct Init {
 /// The archive beside the rolling playlist.
 #[derive(Debug)]
 struct ArchiveState {
-    every: i64,
+    every: MediaDuration,
     playlist: Playlist,
-    /// Entries added since the last version was sent, and their ticks.
+    /// Entries added since the last version was sent, and their duration.
     added: usize,
-    added_ticks: i64,
+    added_media: MediaDuration,
     sent_once: bool,
     /// The stream ended; the final version (VOD) is still to be sent.
     end_pending: bool,
@@ -176,19 +175,19 @@ struct ArchiveState {
 impl ArchiveState {
     fn add(&mut self, entry: Entry, spool: Option<PathBuf>) {
         self.added += 1;
-        self.added_ticks += entry.duration;
+        self.added_media += entry.duration;
         self.playlist.push(entry);
         self.spool.extend(spool);
     }
 
     fn is_due(&self) -> bool {
-        self.end_pending || (self.added > 0 && (!self.sent_once || self.added_ticks >= self.every))
+        self.end_pending || (self.added > 0 && (!self.sent_once || self.added_media >= self.every))
     }
 
     fn send(&mut self) -> Version {
         let version = Version::of(&self.playlist, self.added);
         self.added = 0;
-        self.added_ticks = 0;
+        self.added_media = MediaDuration::ZERO;
         self.sent_once = true;
         self.end_pending = false;
         self.in_flight = Some(std::mem::take(&mut self.spool));
@@ -277,7 +276,7 @@ impl Schedule {
                 every: a.every,
                 playlist: Playlist::archive(cfg.target),
                 added: 0,
-                added_ticks: 0,
+                added_media: MediaDuration::ZERO,
                 sent_once: false,
                 end_pending: false,
                 spool: Vec::new(),
@@ -297,7 +296,7 @@ impl Schedule {
             published.target_duration,
         );
         // that playlist was published: it held every one of them
-        let total = self.playlist.total_ticks();
+        let total = self.playlist.total();
         self.listed = published
             .entries
             .iter()
@@ -429,8 +428,8 @@ impl Schedule {
         let Some(landing) = self.in_flight.take() else {
             return Vec::new();
         };
-        for (key, ticks) in landing.leaving {
-            let due = now + duration_of(ticks);
+        for (key, available) in landing.leaving {
+            let due = now + available.to_std();
             let at = self.deletions.partition_point(|(t, _)| *t <= due);
             self.deletions.insert(at, (due, key));
         }
@@ -635,7 +634,7 @@ impl Schedule {
         }
         self.totals.segments += 1;
         self.totals.bytes += seg.bytes;
-        self.totals.media_ticks += seg.duration;
+        self.totals.media += seg.duration;
         let key = object_key(&self.key_prefix, &seg.name);
         self.push(entry, Some(key));
         self.added += 1;
@@ -651,9 +650,12 @@ impl Schedule {
     /// event.
     fn push(&mut self, entry: Entry, key: Option<String>) {
         let removed = self.playlist.push(entry);
-        self.listed.push_back(Listed { key, longest: 0 });
+        self.listed.push_back(Listed {
+            key,
+            longest: MediaDuration::ZERO,
+        });
         let gone: Vec<Listed> = self.listed.drain(..removed.len()).collect();
-        let total = self.playlist.total_ticks();
+        let total = self.playlist.total();
         for l in &mut self.listed {
             l.longest = l.longest.max(total);
         }
@@ -674,11 +676,6 @@ impl Schedule {
     }
 }
 
-/// Ticks as a duration (negative ones as zero).
-fn duration_of(ticks: i64) -> Duration {
-    Duration::from_micros(ticks.max(0) as u64 * 1_000_000 / TICKS_PER_SECOND as u64)
-}
-
 /// The object key of a segment in a playlist an earlier run published: its
 /// name (the last part of its URI; segment names hold no `/`) under the key
 /// prefix, whatever http prefix that run wrote before it. `None` when the
@@ -691,6 +688,8 @@ pub fn restored_key(key_prefix: &str, uri: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::MediaTime;
+    use crate::timeline::TICKS_PER_SECOND;
     use crate::uploader::ArchiveConfig;
     use chrono::{TimeZone, Utc};
 
@@ -701,7 +700,7 @@ mod tests {
         UploaderConfig {
             window: 3,
             program_date_time: false,
-            ..UploaderConfig::new("live/event", "index.m3u8", 4 * S)
+            ..UploaderConfig::new("live/event", "index.m3u8", MediaDuration(4 * S))
         }
     }
 
@@ -711,8 +710,8 @@ mod tests {
             name: format!("s-{n:05}.ts"),
             path: PathBuf::from(format!("/spool/s-{n:05}.ts")),
             bytes: 10,
-            start: 0,
-            duration: secs * S,
+            start: MediaTime(0),
+            duration: MediaDuration(secs * S),
             discontinuity: false,
             program_date_time: Utc.with_ymd_and_hms(2026, 11, 21, 20, 0, 0).unwrap(),
             packaging: crate::media::Packaging::Ts,
@@ -1168,7 +1167,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Schedule::new(&UploaderConfig {
             delete_old: true,
-            ..UploaderConfig::new("live/event", "index.m3u8", 2 * S)
+            ..UploaderConfig::new("live/event", "index.m3u8", MediaDuration(2 * S))
         });
         for n in 1..=14 {
             publish_one(&mut s, segment(n, if n == 2 { 7 } else { 2 }), t0);
@@ -1233,7 +1232,7 @@ mod tests {
         let mut s = Schedule::new(&UploaderConfig {
             archive: Some(ArchiveConfig {
                 name: "archive.m3u8".into(),
-                every: 12 * S,
+                every: MediaDuration(12 * S),
             }),
             delete_old: true,
             ..config()
@@ -1298,7 +1297,7 @@ mod tests {
         );
         assert!(s.is_done());
         assert_eq!(s.totals().segments, 2);
-        assert_eq!(s.totals().media_ticks, 8 * S);
+        assert_eq!(s.totals().media, MediaDuration(8 * S));
     }
 
     #[test]

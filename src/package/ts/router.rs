@@ -81,6 +81,7 @@ impl PidState {
 /// packets of its current PES packet, held until it is whole.
 struct Held {
     pid: u16,
+    /// The cut's 33-bit PTS, as [`audio_split::split`] compares it.
     cut_pts: i64,
     packets: Vec<[u8; PACKET_SIZE]>,
 }
@@ -555,7 +556,7 @@ impl Router {
                     if let (true, Some(cut_pts)) = (timed, cut.pts) {
                         self.held.push(Held {
                             pid: pid as u16,
-                            cut_pts,
+                            cut_pts: cut_pts.get(),
                             packets: Vec::new(),
                         });
                         self.laggards.push(pid as u16);
@@ -642,6 +643,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{MediaTime, RawPts};
     use crate::ts::tests::{packet, pat, pmt, psi_packet};
     use std::fs;
 
@@ -659,7 +661,7 @@ mod tests {
             pos,
             sequence,
             pts: None,
-            start: 0,
+            start: MediaTime(0),
             discontinuity: false,
             closed: None,
         }
@@ -770,7 +772,7 @@ mod tests {
         r.add_cut(cut(0, 1));
         // the new segment starts inside frame 6, before its middle
         r.add_cut(Cut {
-            pts: Some(90_000 + 6 * 1920 + 500),
+            pts: Some(RawPts::new(90_000 + 6 * 1920 + 500)),
             ..cut(cut_at, 2)
         });
         let mut closed = r.finish(None).unwrap();
