@@ -68,6 +68,16 @@ impl InputBuffer {
         self.total += n as u64;
     }
 
+    /// Lets the bytes before input offset `pos` go: for a packager that
+    /// takes its data from the demuxed packets, not from these bytes.
+    pub fn release_before(&mut self, pos: u64) {
+        let at = usize::try_from(pos.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.filled);
+        self.read = self.read.max(at);
+        self.keep = self.keep.max(at);
+    }
+
     /// Appends bytes (for tests and in-memory callers).
     pub fn push(&mut self, bytes: &[u8]) {
         self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);

@@ -14,6 +14,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::input::{lock, InputBuffer};
 
 pub mod fmp4;
 pub mod ts;
@@ -127,6 +130,9 @@ struct Queued {
 /// cutter gave it.
 pub struct Fmp4Files {
     packager: Fmp4Packager,
+    /// The input's bytes, let go as packets arrive: nothing is cut from
+    /// them.
+    input: Arc<Mutex<InputBuffer>>,
     spool: PathBuf,
     prefix: String,
     name: Box<dyn Fn(u64) -> String + Send>,
@@ -149,6 +155,7 @@ impl Fmp4Files {
     /// `name` gives a media segment's file name from its number.
     pub fn new(
         packager: Fmp4Packager,
+        input: Arc<Mutex<InputBuffer>>,
         spool: &Path,
         prefix: &str,
         name: Box<dyn Fn(u64) -> String + Send>,
@@ -156,6 +163,7 @@ impl Fmp4Files {
     ) -> Self {
         Fmp4Files {
             packager,
+            input,
             spool: spool.to_path_buf(),
             prefix: prefix.to_string(),
             name,
@@ -216,9 +224,9 @@ impl Fmp4Files {
     /// segmenter finalizes it.
     fn write(&mut self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let part = self.spool.join(format!("{name}.part"));
-        let mut file = fs::File::create(&part)?;
-        file.write_all(bytes)?;
-        file.sync_data()?;
+        // like the TS writer's files, not synced: a crash loses the spool's
+        // unfinished files either way, and a restart republishes what is whole
+        fs::File::create(&part)?.write_all(bytes)?;
         self.parts.push(part.clone());
         Ok(part)
     }
@@ -295,6 +303,9 @@ impl Packager for Fmp4Files {
     }
 
     fn on_packet(&mut self, pkt: &Demuxed<'_>) -> io::Result<()> {
+        if let Some(pos) = pkt.info.pos {
+            lock(&self.input).release_before(pos);
+        }
         if pkt.hold.is_some() {
             self.queue.push(Queued {
                 info: *pkt.info,

@@ -249,6 +249,7 @@ fn packager(
                 .map_err(|e| SegmenterError::Unpackageable(e.to_string()))?;
             Ok(Box::new(Fmp4Files::new(
                 packager,
+                input,
                 &cfg.spool,
                 &cfg.segment_prefix,
                 name,

@@ -474,12 +474,24 @@ impl Fmp4Packager {
                 self.shifts.push(last);
             }
         }
+        // room for about what the segment before took, so that a run's
+        // bytes are not copied from one doubling buffer to the next
+        let runs = (0..self.tracks.len())
+            .map(|t| Run {
+                data: Vec::with_capacity(
+                    self.pending
+                        .back()
+                        .map_or(0, |p| p.runs[t].data.len() * 5 / 4),
+                ),
+                ..Run::default()
+            })
+            .collect();
         let mut next = Pending {
             sequence: cut.sequence,
             discontinuity: cut.discontinuity,
             cut_pts: cut.pts,
             epoch: self.epoch,
-            runs: vec![Run::default(); self.tracks.len()],
+            runs,
         };
         if let (false, Some(prev)) = (cut.discontinuity, self.pending.back_mut()) {
             // audio frames already fed whose middle lies after the cut
