@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use m3u8_rs::{Map, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
+use crate::journal;
 use crate::media::Packaging;
 use crate::timeline::{format_secs, round_secs, TICKS_PER_SECOND};
 
@@ -129,6 +130,12 @@ impl Playlist {
                 format_secs(entry.duration),
                 self.target_duration,
                 rounded
+            );
+            journal::warning::keyframes_far_apart(
+                &entry.uri,
+                entry.duration,
+                self.target_duration,
+                rounded,
             );
         }
         self.target_duration = self.target_duration.max(rounded);
