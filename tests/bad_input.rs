@@ -31,7 +31,7 @@ fn check_messages(run: &Run, code: i32, error: Option<&str>) {
 
 /// The final playlist's segments, checked for order and rules.
 fn published(run: &Run) -> Vec<Listed> {
-    check_published(&run.stderr(), "ev/index.m3u8", "ev").0
+    check_published(&run.journal(), "ev/index.m3u8", "ev").0
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -242,14 +242,16 @@ fn run_udp(input: Option<&Path>) -> Run {
         .unwrap()
         .port();
     let log = dir.path().join("stderr.log");
+    let events = dir.path().join("events.jsonl");
     let mut child = Command::new(BIN)
         .arg(format!("udp://127.0.0.1:{port}"))
         .arg("2")
         .arg(&spool)
         .args(["live", "index.m3u8", ""])
         .arg(format!("file://{}", out.display()))
-        .args(["ev", "--input-timeout", "1"])
-        .env("RUST_LOG", "live_upload=trace")
+        .args(["ev", "--input-timeout", "1", "--events"])
+        .arg(&events)
+        .env("RUST_LOG", "live_upload=debug")
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -293,6 +295,7 @@ fn run_udp(input: Option<&Path>) -> Run {
         dir,
         out,
         spool,
+        events,
         output,
     }
 }

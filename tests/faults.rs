@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use common::garage::{garage, Garage};
 use common::proxy::{Exchange, Faults, Proxy};
 
-/// live_upload reading `source`, publishing through `endpoint`.
+/// live_upload reading `source`, publishing through `endpoint`, with its
+/// event journal at `events`.
 fn uploader(
     g: &Garage,
     source: &mut Child,
     spool: &Path,
+    events: &Path,
     endpoint: &str,
     prefix: &str,
     extra: &[&str],
@@ -37,8 +39,10 @@ fn uploader(
             endpoint,
             "--path-style",
         ])
+        .arg("--events")
+        .arg(events)
         .args(extra)
-        .env("RUST_LOG", "live_upload=trace")
+        .env("RUST_LOG", "live_upload=debug")
         .stdin(source.stdout.take().unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -205,12 +209,15 @@ fn three_minutes_of_faults_and_an_outage_lose_nothing() {
     let proxy = Proxy::with_faults(g.s3_url().trim_start_matches("http://"), faults.clone(), 42);
     let prefix = format!("faults-{}", std::process::id());
     let spool = tempfile::tempdir().unwrap();
+    let journal_dir = tempfile::tempdir().unwrap();
+    let events = journal_dir.path().join("events.jsonl");
     let mut source = common::live_source(seconds, "testsrc2");
     let started = Instant::now();
     let mut child = uploader(
         g,
         &mut source,
         spool.path(),
+        &events,
         &proxy.url(),
         &prefix,
         &["--keep-spool", "--request-timeout", "5", "--window", "6"],
@@ -271,7 +278,8 @@ fn three_minutes_of_faults_and_an_outage_lose_nothing() {
     let versions = check_landed_playlists(&log, &prefix);
     let last = versions.last().unwrap();
     assert!(last.ends_with("#EXT-X-ENDLIST\n"), "{last}");
-    let (listed, _) = common::check_published(&stderr, &format!("{prefix}/index.m3u8"), &prefix);
+    let journal = common::journal::read(&events);
+    let (listed, _) = common::check_published(&journal, &format!("{prefix}/index.m3u8"), &prefix);
     assert_eq!(
         listed.len(),
         cut,
@@ -374,6 +382,11 @@ fn a_killed_run_restarts_and_players_carry_on() {
     let proxy = Proxy::start(g.s3_url().trim_start_matches("http://"));
     let prefix = format!("restart-{}", std::process::id());
     let spool = tempfile::tempdir().unwrap();
+    let journal_dir = tempfile::tempdir().unwrap();
+    let (events1, events2) = (
+        journal_dir.path().join("run1.jsonl"),
+        journal_dir.path().join("run2.jsonl"),
+    );
     let key = format!("{prefix}/index.m3u8");
 
     // run 1: live, killed without warning after a few segments
@@ -382,6 +395,7 @@ fn a_killed_run_restarts_and_players_carry_on() {
         g,
         &mut source,
         spool.path(),
+        &events1,
         &proxy.url(),
         &prefix,
         &["--window", "30"],
@@ -429,6 +443,7 @@ fn a_killed_run_restarts_and_players_carry_on() {
         g,
         &mut source,
         spool.path(),
+        &events2,
         &proxy.url(),
         &prefix,
         &["--window", "30"],

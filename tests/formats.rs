@@ -68,7 +68,7 @@ fn published(run: &Run, format: Format) -> Published {
         "{format:?}: exit code; stderr:\n{}",
         run.stderr()
     );
-    let (listed, final_text) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+    let (listed, final_text) = check_published(&run.journal(), "ev/index.m3u8", "ev");
     assert!(
         listed.len() >= 3,
         "{format:?}: several segments: {listed:?}"

@@ -22,7 +22,7 @@ const AAC_FRAME: f64 = 1024.0 / 48_000.0;
 /// playlist playable to its end. Returns every segment cut.
 fn check_run(run: &Run, input: &Path, video: bool) -> Vec<Listed> {
     assert_eq!(run.code(), Some(0), "exit code; stderr:\n{}", run.stderr());
-    let (listed, final_text) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+    let (listed, final_text) = check_published(&run.journal(), "ev/index.m3u8", "ev");
     assert!(listed.len() >= 3, "several segments: {listed:?}");
     let index = run.object("ev/index.m3u8");
     assert_eq!(std::fs::read_to_string(&index).unwrap(), final_text);
@@ -363,7 +363,7 @@ fn no_program_date_time_and_keep_spool() {
     make_av(&input, 8, 30, &[]);
     let run = run_file(&input, "2", &["--no-program-date-time", "--keep-spool"]);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
-    let (listed, final_text) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+    let (listed, final_text) = check_published(&run.journal(), "ev/index.m3u8", "ev");
     assert!(!final_text.contains("PROGRAM-DATE-TIME"), "{final_text}");
     for seg in &listed {
         let kept = std::fs::read(run.spool.join(&seg.uri)).unwrap();
@@ -559,7 +559,7 @@ fn hevc_mpeg2_and_open_gop_h264_are_cut_on_their_keyframes() {
         make_av(&input, 8, 30, &extra);
         let run = run_file(&input, "2", &[]);
         assert_eq!(run.code(), Some(0), "{name}: {}", run.stderr());
-        let (listed, _) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+        let (listed, _) = check_published(&run.journal(), "ev/index.m3u8", "ev");
         assert_eq!(listed.len(), 4, "{name}: {listed:?}");
         for (i, seg) in listed.iter().enumerate() {
             let flags = first_video_flags(&run.object(&format!("ev/{}", seg.uri))).unwrap();
