@@ -452,8 +452,18 @@ fn delete_old_removes_segments_once_players_are_done_with_them() {
         );
     }
     // nothing was deleted while a published playlist could still send players to it
-    let (listed, _) = check_published(&run.journal(), &format!("{prefix}/index.m3u8"), &prefix);
+    let journal = run.journal();
+    let (listed, _) = check_published(&journal, &format!("{prefix}/index.m3u8"), &prefix);
     assert_eq!(listed.len(), 16);
-    assert!(stderr.lines().filter(|l| l.contains("deleted ")).count() >= 7);
+    // the journal names exactly the segments that are gone
+    let mut journaled: Vec<String> = journal
+        .iter()
+        .filter(|r| r.event() == "deleted")
+        .map(|r| r.str("key").to_string())
+        .collect();
+    journaled.sort();
+    assert!(journaled.len() >= 7, "{journaled:?}");
+    assert_eq!(journaled, deleted);
+    assert_eq!(end(&journal).u64("deleted"), deleted.len() as u64);
     assert!(Path::new(&input).exists());
 }
