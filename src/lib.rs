@@ -6,13 +6,15 @@
 //! [`media::SegmentReady`] for each; the [`uploader`] stores each one and
 //! then publishes the [`playlist`] that lists it. [`media`] holds the types
 //! they share; [`package`] turns what the
-//! segmenter cut into TS or fMP4/CMAF files.
+//! segmenter cut into TS or fMP4/CMAF files. With `--events`, [`journal`]
+//! records what both do, one JSON object per line.
 
 pub mod channel;
 pub mod cli;
 pub mod clip;
 pub mod codec;
 pub mod input;
+pub mod journal;
 pub mod media;
 pub mod package;
 pub mod playlist;

@@ -15,6 +15,7 @@ use clap::Parser;
 
 use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
+use live_upload::journal;
 use live_upload::media::segment::segment_name;
 use live_upload::media::{MediaDuration, Packaging};
 use live_upload::resume;
@@ -158,10 +159,39 @@ fn run_serve(opts: ServeOpts) -> Outcome {
     })
 }
 
-/// The main command: segment the input and publish it.
+/// The main command: segment the input and publish it. With --events, the
+/// journal's last line says how it ended.
 fn run(opts: Opts) -> Outcome {
     let cfg = Config::from_opts(opts).map_err(Failure::Options)?;
     init_logging(cfg.log_level);
+    if let Some(path) = &cfg.events {
+        journal::open(path).map_err(|e| {
+            Failure::Usage(format!(
+                "cannot create the event journal {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    let mut totals = Totals::default();
+    let outcome = segment_and_publish(&cfg, &mut totals);
+    let failure = outcome.as_ref().err();
+    journal::end(
+        failure.map_or(0, Failure::code),
+        failure.map(Failure::message),
+        totals.segmented.as_ref(),
+        totals.uploaded.as_ref(),
+    );
+    outcome
+}
+
+/// What the segmenter and the publisher reported, once they finished.
+#[derive(Default)]
+struct Totals {
+    segmented: Option<SegmenterSummary>,
+    uploaded: Option<UploadSummary>,
+}
+
+fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
     // libav's own messages follow RUST_LOG too (target `libav`)
     live_upload::input::avlog::install(log::max_level());
     let runtime = runtime()?;
@@ -189,11 +219,11 @@ fn run(opts: Opts) -> Outcome {
         cfg.target,
         store.describe()
     );
-    let mut uploader = Uploader::new(store, uploader_config(&cfg), stop.clone());
-    let (first_sequence, first_discontinuity) = runtime.block_on(prepare(&cfg, &mut uploader))?;
+    let mut uploader = Uploader::new(store, uploader_config(cfg), stop.clone());
+    let (first_sequence, first_discontinuity) = runtime.block_on(prepare(cfg, &mut uploader))?;
 
     let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
-    let seg_cfg = segmenter_config(&cfg, first_sequence, first_discontinuity);
+    let seg_cfg = segmenter_config(cfg, first_sequence, first_discontinuity);
     let seg_stop = stop.clone();
     let segmenter = thread::Builder::new()
         .name("segmenter".into())
@@ -206,8 +236,12 @@ fn run(opts: Opts) -> Outcome {
     }
     let segmented = segmenter
         .join()
-        .map_err(|_| Failure::Internal("internal error: the segmenter thread panicked".into()));
-    outcome(&cfg, uploaded, segmented?)
+        .map_err(|_| Failure::Internal("internal error: the segmenter thread panicked".into()))?;
+    totals.uploaded = uploaded.as_ref().ok().cloned();
+    totals.segmented = Some(match &segmented {
+        Ok(s) | Err((_, s)) => s.clone(),
+    });
+    outcome(cfg, uploaded, segmented)
 }
 
 /// Connections to the destination give up sooner than whole requests.
@@ -378,6 +412,7 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), F
             p.entries.len(),
             if p.ended { ", ENDLIST removed" } else { "" }
         );
+        journal::resumed(&index, p.media_sequence, p.entries.len(), p.ended);
         uploader.restore(p);
     }
     if !plan.leftovers.is_empty() {
@@ -470,6 +505,15 @@ fn clean_spool(cfg: &Config, plan: &resume::Plan) {
 }
 
 fn log_archive_plan(key: &str, a: &resume::ArchivePlan) {
+    if a.restored.is_some() || !a.backfill.is_empty() || a.missing > 0 {
+        journal::resumed_archive(
+            key,
+            a.restored.as_ref().map_or(0, |p| p.entries.len()),
+            a.restored.as_ref().is_some_and(|p| p.ended),
+            a.backfill.len(),
+            a.missing,
+        );
+    }
     if let Some(p) = &a.restored {
         log::info!(
             "continuing {key} after a discontinuity: {} segment(s) listed{}",

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use m3u8_rs::{Map, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
+use crate::journal;
 use crate::media::{MediaDuration, Packaging};
 use crate::timeline::TICKS_PER_SECOND;
 
@@ -130,6 +131,12 @@ impl Playlist {
                 entry.duration,
                 self.target_duration,
                 rounded
+            );
+            journal::warning::keyframes_far_apart(
+                &entry.uri,
+                entry.duration,
+                self.target_duration,
+                rounded,
             );
         }
         self.target_duration = self.target_duration.max(rounded);

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -127,6 +126,7 @@ fn an_archive_in_garage_plays_to_the_end_and_clips_cut_from_it_play() {
     let input = dir.path().join("in.ts");
     make_av(&input, 30, 30, &[]);
     let prefix = format!("archive-{}", std::process::id());
+    let events_path = dir.path().join("events.jsonl");
     let out = g
         .command(BIN)
         .args(["-", "2"])
@@ -134,15 +134,18 @@ fn an_archive_in_garage_plays_to_the_end_and_clips_cut_from_it_play() {
         .args(["live", "index.m3u8", "", "live", &prefix])
         .args(["--endpoint-url", g.s3_url(), "--path-style"])
         .args(["--archive", "archive.m3u8", "--archive-every", "6"])
-        .env("RUST_LOG", "live_upload=trace")
+        .arg("--events")
+        .arg(&events_path)
+        .env("RUST_LOG", "live_upload=debug")
         .stdin(std::fs::File::open(&input).unwrap())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let (cut, _) = check_published(&stderr, &format!("{prefix}/index.m3u8"), &prefix);
+    let journal = journal::read(&events_path);
+    let (cut, _) = check_published(&journal, &format!("{prefix}/index.m3u8"), &prefix);
     let archive_key = format!("{prefix}/archive.m3u8");
-    let events = events(&stderr);
+    let events = events(&journal);
     let versions = events
         .iter()
         .filter(|e| matches!(e, Event::Published { key, .. } if key == &archive_key))
@@ -161,7 +164,7 @@ fn an_archive_in_garage_plays_to_the_end_and_clips_cut_from_it_play() {
     assert_eq!(
         m3u8_rs::parse_media_playlist_res(&body).unwrap(),
         archive,
-        "the published archive is the last version logged"
+        "the published archive is the last version in the journal"
     );
     let (ok, err) = g.play(&archive_key, &[]);
     assert!(ok, "the archive plays: {err}");
@@ -280,10 +283,12 @@ fn a_killed_run_restarts_and_the_archive_continues_after_a_discontinuity() {
     let out = dir.path().join("out");
     let spool = dir.path().join("spool");
     let dest = format!("file://{}", out.display());
-    let base = |c: &mut Command| {
+    let base = |c: &mut Command, events: &Path| {
         c.args(["-", "2"])
             .arg(&spool)
             .args(["live", "index.m3u8", "", &dest, "ev"])
+            .arg("--events")
+            .arg(events)
             // the archive lags the rolling playlist by up to 5 segments, more
             // than its window of 3: a restart needs the spool to fill it in
             .args([
@@ -294,24 +299,19 @@ fn a_killed_run_restarts_and_the_archive_continues_after_a_discontinuity() {
                 "--archive-every",
                 "10",
             ])
-            .env("RUST_LOG", "live_upload=trace");
+            .env("RUST_LOG", "live_upload=debug");
     };
+    let (events1, events2) = (dir.path().join("run1.jsonl"), dir.path().join("run2.jsonl"));
 
     // run 1: a live encode, killed while the archive is behind
     let mut source = live_source(60, "testsrc2");
     let mut first = Command::new(BIN);
-    base(&mut first);
+    base(&mut first, &events1);
     let mut first = first
         .stdin(source.stdout.take().unwrap())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first_err = first.stderr.take().unwrap();
-    let first_log = std::thread::spawn(move || {
-        let mut s = String::new();
-        first_err.read_to_string(&mut s).unwrap();
-        s
-    });
     let archive_path = out.join("ev/archive.m3u8");
     let index_path = out.join("ev/index.m3u8");
     let deadline = Instant::now() + Duration::from_secs(45);
@@ -335,7 +335,7 @@ fn a_killed_run_restarts_and_the_archive_continues_after_a_discontinuity() {
     first.wait().unwrap();
     let _ = source.kill();
     let _ = source.wait();
-    let run1 = first_log.join().unwrap();
+    let run1 = journal::read(&events1);
     let archive1 = read_playlist(&archive_path).unwrap();
     assert!(!archive1.end_list);
     let cut1 = cut_segments(&run1);
@@ -358,23 +358,29 @@ fn a_killed_run_restarts_and_the_archive_continues_after_a_discontinuity() {
     let input = dir.path().join("second.ts");
     make_av(&input, 10, 30, &[]);
     let mut second = Command::new(BIN);
-    base(&mut second);
+    base(&mut second, &events2);
     let run2 = second
         .stdin(std::fs::File::open(&input).unwrap())
         .output()
         .unwrap();
     let log2 = String::from_utf8_lossy(&run2.stderr);
     assert_eq!(run2.status.code(), Some(0), "{log2}");
-    assert!(
-        log2.contains("continuing ev/archive.m3u8 after a discontinuity"),
-        "{log2}"
+    let run2 = journal::read(&events2);
+    // the archive continues, first with what run 1 stored but did not list
+    let resumed = run2
+        .iter()
+        .find(|r| r.event() == "resumed" && r.str("key") == "ev/archive.m3u8")
+        .unwrap_or_else(|| panic!("the archive was continued: {run2:?}"));
+    assert_eq!(
+        resumed.u64("listed"),
+        archive1.segments.len() as u64,
+        "{}",
+        resumed.line
     );
-    assert!(
-        log2.contains("stored segment(s) its last version did not list yet"),
-        "{log2}"
-    );
+    assert!(!resumed.bool("ended"), "{}", resumed.line);
+    assert!(resumed.u64("backfill") > 0, "{}", resumed.line);
 
-    let archive = check_archive(&events(&run1), &events(&log2), "ev/archive.m3u8", "ev");
+    let archive = check_archive(&events(&run1), &events(&run2), "ev/archive.m3u8", "ev");
     let numbers = segment_numbers(&archive);
     // everything run 1 cut (stored before the kill or from its spool), then run 2's
     let mut on_disk: Vec<u64> = std::fs::read_dir(out.join("ev"))

@@ -31,7 +31,7 @@ fn check_messages(run: &Run, code: i32, error: Option<&str>) {
 
 /// The final playlist's segments, checked for order and rules.
 fn published(run: &Run) -> Vec<Listed> {
-    check_published(&run.stderr(), "ev/index.m3u8", "ev").0
+    check_published(&run.journal(), "ev/index.m3u8", "ev").0
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -94,10 +94,15 @@ fn a_stream_cut_off_mid_packet() {
     make_av(&input, 12, 30, &[]);
     let mut bytes = std::fs::read(&input).unwrap();
     bytes.truncate(bytes.len() * 2 / 3 + 77);
+    let tail = (bytes.len() % 188) as u64;
+    assert!(tail > 0);
     let cut = write(dir.path(), "cut.ts", &bytes);
     let run = run_file(&cut, "2", &["--window", "10"]);
     check_messages(&run, 0, None);
-    assert!(run.stderr().contains("ended in the middle of a TS packet"));
+    let journal = run.journal();
+    let truncated = warnings(&journal, "truncated_packet");
+    assert_eq!(truncated.len(), 1, "{journal:?}");
+    assert_eq!(truncated[0].u64("bytes"), tail, "{}", truncated[0].line);
     let listed = published(&run);
     assert!(listed.len() >= 4, "{listed:?}");
     let (ok, err) = decode(&run.object("ev/index.m3u8"));
@@ -124,9 +129,11 @@ fn corrupted_packets_in_the_middle_do_not_end_the_run() {
     let damaged = write(dir.path(), "damaged.ts", &bytes);
     let run = run_file(&damaged, "2", &["--window", "10"]);
     check_messages(&run, 0, None);
-    let stderr = run.stderr();
-    assert!(stderr.contains("out of packet sync"), "{stderr}");
-    assert!(stderr.contains("3 packet(s) flagged as errors"), "{stderr}");
+    let journal = run.journal();
+    let damaged = warnings(&journal, "damaged_input");
+    assert_eq!(damaged.len(), 1, "{journal:?}");
+    assert!(damaged[0].u64("unsynced_bytes") > 0, "{}", damaged[0].line);
+    assert_eq!(damaged[0].u64("error_packets"), 3, "{}", damaged[0].line);
     let listed = published(&run);
     // 16 s of 2 s segments: at most the one or two around the damage merge
     assert!(
@@ -164,11 +171,14 @@ fn keyframes_that_stop_are_cut_at_four_targets_with_a_warning() {
     ]);
     let run = run_file(&input, "2", &["--window", "10"]);
     check_messages(&run, 0, None);
-    let stderr = run.stderr();
+    let journal = run.journal();
+    let warned = warnings(&journal, "no_keyframe");
+    assert_eq!(warned.len(), 1, "one warning: {journal:?}");
     assert_eq!(
-        stderr.matches("no keyframe for 8.000 s").count(),
-        1,
-        "one warning: {stderr}"
+        extinf(secs(warned[0].i64("after"))),
+        8.0,
+        "{}",
+        warned[0].line
     );
     let listed = published(&run);
     assert!(
@@ -176,6 +186,13 @@ fn keyframes_that_stop_are_cut_at_four_targets_with_a_warning() {
         "{listed:?}"
     );
     assert_eq!(listed.len(), 3, "8 + 8 + 4 s: {listed:?}");
+    // the first starts on the only keyframe, the others without one
+    let forced: Vec<bool> = journal
+        .iter()
+        .filter(|r| r.event() == "segment")
+        .map(|r| r.bool("forced"))
+        .collect();
+    assert_eq!(forced, [false, true, true]);
 }
 
 #[test]
@@ -184,13 +201,15 @@ fn a_stalled_input_ends_cleanly_after_input_timeout() {
     let input = dir.path().join("in.ts");
     make_av(&input, 8, 30, &[]);
     let out = dir.path().join("out");
+    let events = dir.path().join("events.jsonl");
     let mut child = Command::new(BIN)
         .arg("-")
         .arg("2")
         .arg(dir.path().join("spool"))
         .args(["live", "index.m3u8", ""])
         .arg(format!("file://{}", out.display()))
-        .args(["ev", "--input-timeout", "2"])
+        .args(["ev", "--input-timeout", "2", "--events"])
+        .arg(&events)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -209,7 +228,11 @@ fn a_stalled_input_ends_cleanly_after_input_timeout() {
     drop(stdin);
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert_eq!(stderr.matches("--input-timeout").count(), 1, "{stderr}");
+    let journal = journal::read(&events);
+    let timeouts = warnings(&journal, "input_timeout");
+    assert_eq!(timeouts.len(), 1, "{journal:?}");
+    assert_eq!(timeouts[0].f64("seconds"), 2.0);
+    assert_eq!(end(&journal).u64("code"), 0);
     let playlist = std::fs::read_to_string(out.join("ev/index.m3u8")).unwrap();
     assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
     assert_eq!(playlist.matches("#EXTINF").count(), 4, "{playlist}");
@@ -242,14 +265,16 @@ fn run_udp(input: Option<&Path>) -> Run {
         .unwrap()
         .port();
     let log = dir.path().join("stderr.log");
+    let events = dir.path().join("events.jsonl");
     let mut child = Command::new(BIN)
         .arg(format!("udp://127.0.0.1:{port}"))
         .arg("2")
         .arg(&spool)
         .args(["live", "index.m3u8", ""])
         .arg(format!("file://{}", out.display()))
-        .args(["ev", "--input-timeout", "1"])
-        .env("RUST_LOG", "live_upload=trace")
+        .args(["ev", "--input-timeout", "1", "--events"])
+        .arg(&events)
+        .env("RUST_LOG", "live_upload=debug")
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -293,6 +318,7 @@ fn run_udp(input: Option<&Path>) -> Run {
         dir,
         out,
         spool,
+        events,
         output,
     }
 }
@@ -304,14 +330,10 @@ fn a_udp_input_that_falls_silent_ends_after_input_timeout() {
     make_av(&input, 6, 30, &[]);
     let run = run_udp(Some(&input));
     check_messages(&run, 0, None);
-    let stderr = run.stderr();
-    assert_eq!(
-        stderr
-            .matches("no input for 1 s (--input-timeout): ending the run")
-            .count(),
-        1,
-        "{stderr}"
-    );
+    let journal = run.journal();
+    let timeouts = warnings(&journal, "input_timeout");
+    assert_eq!(timeouts.len(), 1, "{journal:?}");
+    assert_eq!(timeouts[0].f64("seconds"), 1.0);
     let listed = published(&run);
     assert!(listed.len() >= 2, "{listed:?}");
     let playlist = std::fs::read_to_string(run.object("ev/index.m3u8")).unwrap();
@@ -322,7 +344,9 @@ fn a_udp_input_that_falls_silent_ends_after_input_timeout() {
 fn a_udp_input_where_nothing_arrives_is_empty_after_input_timeout() {
     let run = run_udp(None);
     check_messages(&run, 3, Some("input is empty"));
-    assert_eq!(run.stderr().matches("--input-timeout").count(), 1);
+    let journal = run.journal();
+    assert_eq!(warnings(&journal, "input_timeout").len(), 1, "{journal:?}");
+    assert_eq!(end(&journal).u64("code"), 3);
     assert!(!run.object("ev/index.m3u8").exists());
 }
 

@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::garage::garage;
+use common::journal;
 use common::*;
 
 /// The distinct EXT-X-MAP URIs of a playlist, in order of appearance.
@@ -31,6 +32,7 @@ fn fmp4_in_garage_with_its_archive_and_a_clip_plays_over_http() {
     let input = dir.path().join("in.ts");
     make_av(&input, 16, 30, &["-bf", "2"]);
     let prefix = format!("fmp4-{}", std::process::id());
+    let events_path = dir.path().join("events.jsonl");
     let out = g
         .command(BIN)
         .args(["-", "2"])
@@ -39,14 +41,15 @@ fn fmp4_in_garage_with_its_archive_and_a_clip_plays_over_http() {
         .args(["--endpoint-url", g.s3_url(), "--path-style"])
         .args(["--format", "fmp4"])
         .args(["--archive", "archive.m3u8", "--archive-every", "4"])
-        .env("RUST_LOG", "live_upload=trace")
+        .arg("--events")
+        .arg(&events_path)
         .stdin(std::fs::File::open(&input).unwrap())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let index = format!("{prefix}/index.m3u8");
-    let (cut, final_text) = check_published(&stderr, &index, &prefix);
+    let (cut, final_text) = check_published(&journal::read(&events_path), &index, &prefix);
     let init = maps(&final_text);
     assert_eq!(init.len(), 1, "one init segment: {final_text}");
 

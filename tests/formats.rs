@@ -68,7 +68,8 @@ fn published(run: &Run, format: Format) -> Published {
         "{format:?}: exit code; stderr:\n{}",
         run.stderr()
     );
-    let (listed, final_text) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+    let journal = run.journal();
+    let (listed, final_text) = check_published(&journal, "ev/index.m3u8", "ev");
     assert!(
         listed.len() >= 3,
         "{format:?}: several segments: {listed:?}"
@@ -89,6 +90,29 @@ fn published(run: &Run, format: Format) -> Published {
             assert!(final_text.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
             assert!(map.is_some(), "fMP4 names its init:\n{final_text}");
         }
+    }
+    // the journal announces each init segment, with its codecs, before the
+    // first segment that needs it; TS segments need none
+    let mut inits = HashMap::new();
+    for r in &journal {
+        match r.event() {
+            "init" => {
+                assert!(!r.str("codecs").is_empty(), "{}", r.line);
+                inits.insert(r.str("name").to_string(), r.bool("audio_only"));
+            }
+            "segment" => match (format, r.opt_str("init")) {
+                (Format::Ts, init) => assert_eq!(init, None, "{}", r.line),
+                (Format::Fmp4, Some(init)) => {
+                    assert!(inits.contains_key(init), "{init} announced: {}", r.line)
+                }
+                (Format::Fmp4, None) => panic!("an fMP4 segment without init: {}", r.line),
+            },
+            _ => {}
+        }
+    }
+    assert_eq!(inits.is_empty(), format == Format::Ts, "{inits:?}");
+    for m in maps.values().flatten() {
+        assert!(inits.contains_key(m), "{m} in the journal");
     }
     let files = listed
         .iter()

@@ -25,8 +25,21 @@ fn unique(name: &str) -> String {
     )
 }
 
+/// A run of live_upload: the process, and the directory that holds its
+/// spool and its event journal.
+struct Started {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Started {
+    fn journal(&self) -> Vec<Record> {
+        journal::read(&self.dir.path().join("events.jsonl"))
+    }
+}
+
 /// Starts live_upload reading stdin, publishing to Garage's bucket `live`
-/// under `prefix`, with trace logging on stderr.
+/// under `prefix`, with an event journal and debug logging on stderr.
 fn start(
     g: &Garage,
     endpoint: &str,
@@ -34,12 +47,12 @@ fn start(
     prefix: &str,
     seconds: &str,
     extra: &[&str],
-) -> (Child, tempfile::TempDir) {
-    let spool = tempfile::tempdir().unwrap();
+) -> Started {
+    let dir = tempfile::tempdir().unwrap();
     let child = g
         .command(BIN)
         .args(["-", seconds])
-        .arg(spool.path())
+        .arg(dir.path().join("spool"))
         .args([
             "live",
             "index.m3u8",
@@ -49,20 +62,28 @@ fn start(
             "--endpoint-url",
             endpoint,
             "--path-style",
+            "--events",
         ])
+        .arg(dir.path().join("events.jsonl"))
         .args(extra)
-        .env("RUST_LOG", "live_upload=trace")
+        .env("RUST_LOG", "live_upload=debug")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    (child, spool)
+    Started { child, dir }
 }
 
 /// Writes `data` to the child's stdin: the first `paced` part at the rate of
 /// `media_seconds` for the whole, the rest at once. Returns (exit code, stderr).
-fn feed(mut child: Child, data: &[u8], media_seconds: f64, paced: f64) -> (Option<i32>, String) {
+fn feed(
+    started: &mut Started,
+    data: &[u8],
+    media_seconds: f64,
+    paced: f64,
+) -> (Option<i32>, String) {
+    let child = &mut started.child;
     let mut stdin = child.stdin.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -133,7 +154,7 @@ fn a_live_stream_plays_from_garage_while_published_and_to_the_end() {
     make_av(&input, 24, 30, &[]);
     let data = std::fs::read(&input).unwrap();
     let prefix = unique("e2e");
-    let (child, _spool) = start(g, g.s3_url(), "live", &prefix, "2", &[]);
+    let mut run = start(g, g.s3_url(), "live", &prefix, "2", &[]);
 
     // a player joins while the stream is live
     let playlist_key = format!("{prefix}/index.m3u8");
@@ -158,7 +179,7 @@ fn a_live_stream_plays_from_garage_while_published_and_to_the_end() {
         })
     };
     // 60% of the stream at real speed, the rest as fast as it comes
-    let (code, stderr) = feed(child, &data, 24.0, 0.6);
+    let (code, stderr) = feed(&mut run, &data, 24.0, 0.6);
     let (live_text, (live_ok, live_err)) = watcher.join().unwrap();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
@@ -166,7 +187,7 @@ fn a_live_stream_plays_from_garage_while_published_and_to_the_end() {
         "ffmpeg read the live playlist:\n{live_text}\n{live_err}"
     );
 
-    let (listed, final_text) = check_published(&stderr, &playlist_key, &prefix);
+    let (listed, final_text) = check_published(&run.journal(), &playlist_key, &prefix);
     assert_eq!(listed.len(), 12);
     let total: f64 = listed.iter().map(|l| l.duration).sum();
     assert_close(total, packet_span(&input), 1.0 / 30.0);
@@ -212,7 +233,7 @@ fn playlists_land_in_order_and_only_after_their_segments() {
     let input = dir.path().join("in.ts");
     make_av(&input, 30, 15, &[]); // 30 segments of 1 s, as fast as possible
     let prefix = unique("order");
-    let (child, _spool) = start(
+    let mut run = start(
         g,
         &proxy.url(),
         "live",
@@ -220,7 +241,7 @@ fn playlists_land_in_order_and_only_after_their_segments() {
         "1",
         &["--concurrency", "6"],
     );
-    let (code, stderr) = feed(child, &std::fs::read(&input).unwrap(), 30.0, 0.0);
+    let (code, stderr) = feed(&mut run, &std::fs::read(&input).unwrap(), 30.0, 0.0);
     assert_eq!(code, Some(0), "{stderr}");
 
     let log = proxy.exchanges();
@@ -399,7 +420,7 @@ fn delete_old_removes_segments_once_players_are_done_with_them() {
     let prefix = unique("delete");
     // 1 s segments, window 3: a segment leaves after 3 more and must stay
     // for its 1 s plus the 3 s of the playlist that last listed it
-    let (child, _spool) = start(
+    let mut run = start(
         g,
         g.s3_url(),
         "live",
@@ -407,7 +428,7 @@ fn delete_old_removes_segments_once_players_are_done_with_them() {
         "1",
         &["--window", "3", "--delete-old"],
     );
-    let (code, stderr) = feed(child, &std::fs::read(&input).unwrap(), 16.0, 1.0);
+    let (code, stderr) = feed(&mut run, &std::fs::read(&input).unwrap(), 16.0, 1.0);
     assert_eq!(code, Some(0), "{stderr}");
     let keys: HashSet<String> = objects(g, &prefix).into_keys().collect();
     let deleted: Vec<String> = (1..=16)
@@ -431,8 +452,18 @@ fn delete_old_removes_segments_once_players_are_done_with_them() {
         );
     }
     // nothing was deleted while a published playlist could still send players to it
-    let (listed, _) = check_published(&stderr, &format!("{prefix}/index.m3u8"), &prefix);
+    let journal = run.journal();
+    let (listed, _) = check_published(&journal, &format!("{prefix}/index.m3u8"), &prefix);
     assert_eq!(listed.len(), 16);
-    assert!(stderr.lines().filter(|l| l.contains("deleted ")).count() >= 7);
+    // the journal names exactly the segments that are gone
+    let mut journaled: Vec<String> = journal
+        .iter()
+        .filter(|r| r.event() == "deleted")
+        .map(|r| r.str("key").to_string())
+        .collect();
+    journaled.sort();
+    assert!(journaled.len() >= 7, "{journaled:?}");
+    assert_eq!(journaled, deleted);
+    assert_eq!(end(&journal).u64("deleted"), deleted.len() as u64);
     assert!(Path::new(&input).exists());
 }

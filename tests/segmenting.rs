@@ -22,7 +22,7 @@ const AAC_FRAME: f64 = 1024.0 / 48_000.0;
 /// playlist playable to its end. Returns every segment cut.
 fn check_run(run: &Run, input: &Path, video: bool) -> Vec<Listed> {
     assert_eq!(run.code(), Some(0), "exit code; stderr:\n{}", run.stderr());
-    let (listed, final_text) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+    let (listed, final_text) = check_published(&run.journal(), "ev/index.m3u8", "ev");
     assert!(listed.len() >= 3, "several segments: {listed:?}");
     let index = run.object("ev/index.m3u8");
     assert_eq!(std::fs::read_to_string(&index).unwrap(), final_text);
@@ -200,18 +200,13 @@ fn keyframes_further_apart_than_the_target_raise_the_target_duration() {
     for seg in &listed[..listed.len() - 1] {
         assert_close(seg.duration, 5.0, 0.05);
     }
-    let stderr = run.stderr();
-    let warnings: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("raising EXT-X-TARGETDURATION"))
-        .collect();
-    assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
-    assert!(warnings[0].contains("from 2 to 5"), "{}", warnings[0]);
-    assert!(
-        warnings[0].contains("5.0"),
-        "names the spacing: {}",
-        warnings[0]
-    );
+    let journal = run.journal();
+    let raised = warnings(&journal, "keyframes_far_apart");
+    assert_eq!(raised.len(), 1, "one warning: {raised:?}");
+    let w = raised[0];
+    assert_eq!((w.u64("from"), w.u64("to")), (2, 5), "{}", w.line);
+    // it names the spacing
+    assert_close(secs(w.i64("duration")), 5.0, 0.05);
     assert_close(total(&listed), packet_span(&input), FRAME);
 }
 
@@ -248,14 +243,25 @@ fn keyframes_further_apart_than_four_targets_still_start_every_segment() {
     for seg in &listed {
         assert_close(seg.duration, 10.0, 0.05);
     }
-    let stderr = run.stderr();
-    assert!(!stderr.contains("no keyframe"), "{stderr}");
-    let raised: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("raising EXT-X-TARGETDURATION"))
-        .collect();
+    let journal = run.journal();
+    for kind in ["no_keyframe", "no_keyframe_at_start"] {
+        assert!(warnings(&journal, kind).is_empty(), "{kind}: {journal:?}");
+    }
+    assert!(
+        journal
+            .iter()
+            .filter(|r| r.event() == "segment")
+            .all(|r| !r.bool("forced")),
+        "every segment starts on a keyframe: {journal:?}"
+    );
+    let raised = warnings(&journal, "keyframes_far_apart");
     assert_eq!(raised.len(), 1, "raised once: {raised:?}");
-    assert!(raised[0].contains("from 2 to 10"), "{}", raised[0]);
+    assert_eq!(
+        (raised[0].u64("from"), raised[0].u64("to")),
+        (2, 10),
+        "{}",
+        raised[0].line
+    );
     assert_close(total(&listed), packet_span(&input), FRAME);
 }
 
@@ -354,6 +360,19 @@ fn a_timestamp_reset_starts_a_discontinuity() {
     // the segment after the jump starts the second encode's timeline
     let path = run.object(&format!("ev/{}", listed[split].uri));
     assert!(probe_duration(&path) <= 2.5);
+    // the warning says where the timeline jumped: from the end of the
+    // segment before to the start of the one after, on a keyframe
+    let journal = run.journal();
+    let jumps = warnings(&journal, "timestamp_jump");
+    assert_eq!(jumps.len(), 1, "{journal:?}");
+    let segments: Vec<&Record> = journal.iter().filter(|r| r.event() == "segment").collect();
+    let (before, after) = (segments[split - 1], segments[split]);
+    assert_eq!(
+        jumps[0].i64("from"),
+        before.i64("start") + before.i64("duration")
+    );
+    assert_eq!(jumps[0].i64("to"), after.i64("start"));
+    assert!(jumps[0].bool("keyframe") && after.bool("discontinuity"));
 }
 
 #[test]
@@ -363,7 +382,7 @@ fn no_program_date_time_and_keep_spool() {
     make_av(&input, 8, 30, &[]);
     let run = run_file(&input, "2", &["--no-program-date-time", "--keep-spool"]);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
-    let (listed, final_text) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+    let (listed, final_text) = check_published(&run.journal(), "ev/index.m3u8", "ev");
     assert!(!final_text.contains("PROGRAM-DATE-TIME"), "{final_text}");
     for seg in &listed {
         let kept = std::fs::read(run.spool.join(&seg.uri)).unwrap();
@@ -393,6 +412,7 @@ fn no_program_date_time_and_keep_spool() {
 fn sigterm_ends_the_stream_cleanly_with_endlist() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    let events = dir.path().join("events.jsonl");
     let mut source = live_source(60, "testsrc2");
     let mut child = Command::new(BIN)
         .arg("-")
@@ -401,6 +421,8 @@ fn sigterm_ends_the_stream_cleanly_with_endlist() {
         .args(["live", "index.m3u8", ""])
         .arg(format!("file://{}", out.display()))
         .arg("")
+        .arg("--events")
+        .arg(&events)
         .stdin(source.stdout.take().unwrap())
         .stderr(Stdio::piped())
         .spawn()
@@ -441,6 +463,108 @@ fn sigterm_ends_the_stream_cleanly_with_endlist() {
     let last = std::fs::read_to_string(&playlist).unwrap();
     assert!(last.ends_with("#EXT-X-ENDLIST\n"), "{last}");
     assert!(decode(&playlist).0);
+    // the journal ends as the run did, after the final version
+    let journal = journal::read(&events);
+    let ended = end(&journal);
+    assert_eq!(ended.u64("code"), 0, "{}", ended.line);
+    assert!(ended.is_null("error"));
+    let published = journal.iter().rfind(|r| r.event() == "published").unwrap();
+    assert_eq!(published.str("text"), last);
+    assert_eq!(
+        ended.u64("playlist_versions"),
+        published.u64("version"),
+        "{}",
+        ended.line
+    );
+}
+
+#[test]
+fn the_event_journal_tells_the_run_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    make_av(&input, 8, 30, &[]);
+    let out = dir.path().join("out");
+    let events = dir.path().join("events.jsonl");
+    // a segment prefix that JSON must escape: a quote, a backslash, and not ASCII
+    let prefix = "q\"b\\\u{fc}";
+    let output = Command::new(BIN)
+        .args(["-", "2"])
+        .arg(dir.path().join("spool"))
+        .args([prefix, "index.m3u8", ""])
+        .arg(format!("file://{}", out.display()))
+        .args(["ev", "--events"])
+        .arg(&events)
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let journal = journal::read(&events);
+
+    // every line has its time, in RFC 3339 with microseconds, in order
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = journal
+        .iter()
+        .map(|r| {
+            let t = r.str("t");
+            assert_eq!(t.len(), "2026-01-02T03:04:05.000006Z".len(), "{t}");
+            chrono::DateTime::parse_from_rfc3339(t).unwrap()
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{journal:?}");
+
+    // the segments: named with the prefix, numbered, each starting where the
+    // one before ended, each stored with its bytes
+    let segments: Vec<&Record> = journal.iter().filter(|r| r.event() == "segment").collect();
+    assert_eq!(segments.len(), 4, "{journal:?}");
+    for (i, seg) in segments.iter().enumerate() {
+        let n = i as u64 + 1;
+        assert_eq!(seg.str("name"), format!("{prefix}-{n:05}.ts"));
+        assert_eq!(seg.u64("sequence"), n);
+        assert!(!seg.bool("discontinuity") && !seg.bool("forced"));
+        assert!(seg.opt_str("init").is_none());
+        let file = out.join("ev").join(seg.str("name"));
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), seg.u64("bytes"));
+        if i > 0 {
+            let before = segments[i - 1];
+            assert_eq!(
+                seg.i64("start"),
+                before.i64("start") + before.i64("duration")
+            );
+        }
+        let key = format!("ev/{}", seg.str("name"));
+        let stored = journal
+            .iter()
+            .find(|r| r.event() == "stored" && r.str("key") == key)
+            .unwrap_or_else(|| panic!("{key} stored"));
+        assert_eq!(stored.u64("bytes"), seg.u64("bytes"));
+    }
+    // each version was stored before one lists it (check_published), and
+    // the last one's text, escapes and all, is the file's
+    let (listed, final_text) = check_published(&journal, "ev/index.m3u8", "ev");
+    assert_eq!(listed.len(), 4);
+    assert_eq!(
+        std::fs::read_to_string(out.join("ev/index.m3u8")).unwrap(),
+        final_text
+    );
+    assert!(final_text.contains(&format!("\n{prefix}-00004.ts\n")));
+
+    // the end, last, with the run's totals
+    let ended = end(&journal);
+    let versions = journal.iter().filter(|r| r.event() == "published").count() as u64;
+    let sum = |key: &str| segments.iter().map(|s| s.i64(key)).sum::<i64>();
+    assert_eq!(ended.u64("code"), 0);
+    assert!(ended.is_null("error"));
+    assert_eq!(ended.u64("segments_cut"), 4);
+    assert_eq!(ended.u64("segments"), 4);
+    assert_eq!(ended.u64("bytes"), sum("bytes") as u64);
+    assert_eq!(ended.i64("media"), sum("duration"));
+    assert_eq!(ended.u64("playlist_versions"), versions);
+    assert_eq!(ended.u64("inits"), 0);
+    assert_eq!(ended.u64("archive_versions"), 0);
+    assert_eq!(
+        ended.u64("bytes_in"),
+        std::fs::metadata(&input).unwrap().len()
+    );
 }
 
 #[test]
@@ -559,7 +683,7 @@ fn hevc_mpeg2_and_open_gop_h264_are_cut_on_their_keyframes() {
         make_av(&input, 8, 30, &extra);
         let run = run_file(&input, "2", &[]);
         assert_eq!(run.code(), Some(0), "{name}: {}", run.stderr());
-        let (listed, _) = check_published(&run.stderr(), "ev/index.m3u8", "ev");
+        let (listed, _) = check_published(&run.journal(), "ev/index.m3u8", "ev");
         assert_eq!(listed.len(), 4, "{name}: {listed:?}");
         for (i, seg) in listed.iter().enumerate() {
             let flags = first_video_flags(&run.object(&format!("ev/{}", seg.uri))).unwrap();

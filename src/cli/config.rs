@@ -43,6 +43,8 @@ pub struct Config {
     pub playlist_cache_control: Option<String>,
     pub s3: S3Settings,
     pub acl: Option<String>,
+    /// Where the event journal goes (`--events`).
+    pub events: Option<PathBuf>,
     pub log_level: log::LevelFilter,
 }
 
@@ -74,6 +76,9 @@ impl Config {
         let archive = archive(&o)?;
         check_header_values(&o)?;
         o.s3.check()?;
+        if o.events.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err("--events must name a file".into());
+        }
         Ok(Config {
             target,
             destination,
@@ -104,6 +109,7 @@ impl Config {
             segment_cache_control: o.segment_cache_control,
             playlist_cache_control: o.playlist_cache_control,
             acl: o.acl,
+            events: o.events,
         })
     }
 }
@@ -458,6 +464,15 @@ mod tests {
             .unwrap_err()
             .contains("absolute"));
         assert!(opts(&with(6, "Bad_Bucket")).unwrap_err().contains("bucket"));
+        let mut events = BASE.to_vec();
+        events.extend(["--events", ""]);
+        assert!(opts(&events).unwrap_err().contains("--events"));
+        events[9] = "/tmp/events.jsonl";
+        assert_eq!(
+            opts(&events).unwrap().events,
+            Some(PathBuf::from("/tmp/events.jsonl"))
+        );
+        assert_eq!(opts(&BASE).unwrap().events, None);
     }
 
     #[test]

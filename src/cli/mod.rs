@@ -161,6 +161,12 @@ pub struct Opts {
     /// buckets now block ACLs.
     #[arg(long, value_name = "ACL")]
     pub acl: Option<String>,
+    /// Write an event journal to this file (created, or truncated, at
+    /// start): one JSON object per line for each segment cut, object
+    /// stored or deleted, playlist version published, warning and the end
+    /// of the run, for monitoring and scripts (see the README).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,

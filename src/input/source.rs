@@ -119,6 +119,7 @@ fn log_timeout(limit: Duration) {
         "no input for {} s (--input-timeout): ending the run",
         limit.as_secs_f64()
     );
+    crate::journal::warning::input_timeout(limit);
 }
 
 /// What ends a blocked read of a URL input, through libav's interrupt

@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::journal;
 use crate::media::{MediaDuration, MediaTime, RawPts};
 use crate::timeline::{format_secs, Unwrapper, TICKS_PER_SECOND};
 
@@ -215,6 +216,7 @@ impl Cutter {
             if !candidate {
                 log::warn!("the first packet after the jump is not a keyframe");
             }
+            journal::warning::timestamp_jump(open.max_end, pts, candidate);
             // an interval across the jump means nothing
             self.last_keyframe = (candidate && self.cfg.anchor_is_video).then_some(pts);
             let end = open.max_end;
@@ -292,6 +294,7 @@ impl Cutter {
                 "no keyframe for {} s: cutting without one (further such cuts are logged at debug level)",
                 format_secs(elapsed)
             );
+            journal::warning::no_keyframe(elapsed);
             self.warned_no_keyframe = true;
         } else {
             log::debug!(
@@ -330,6 +333,7 @@ impl Cutter {
                 "no keyframe in the first {} s: starting without one",
                 format_secs(pts - earliest)
             );
+            journal::warning::no_keyframe_at_start(pts - earliest);
         }
         let (pos, start) = if first_anchor {
             (0, self.early_min.map_or(pts, |m| m.min(pts)))

@@ -21,6 +21,7 @@ use ffmpeg_next::media::Type as Media;
 use crate::channel::Outbox;
 use crate::codec::keyframe;
 use crate::input::{avio, lock, source, InputBuffer};
+use crate::journal;
 pub use crate::media::SegmentReady;
 use crate::media::{self, Event, MediaDuration, Packaging, RawPts};
 use crate::package::fmp4::StreamKind;
@@ -304,6 +305,7 @@ fn warn_about_skipped_input(stats: router::RouterStats, stopped: bool) {
             "the input ended in the middle of a TS packet ({} bytes left over)",
             stats.truncated_bytes
         );
+        journal::warning::truncated_packet(stats.truncated_bytes);
     }
     if stats.unsynced_bytes + stats.error_packets > 0 {
         log::warn!(
@@ -311,6 +313,7 @@ fn warn_about_skipped_input(stats: router::RouterStats, stopped: bool) {
             stats.unsynced_bytes,
             stats.error_packets
         );
+        journal::warning::damaged_input(stats.unsynced_bytes, stats.error_packets);
     }
 }
 
@@ -336,6 +339,7 @@ impl Run<'_> {
                 Finished::Init { part, init } => {
                     log::debug!("init segment {} ready: {}", init.name, init.codecs);
                     spool::finalize_init(&part, &init)?;
+                    journal::init(&init);
                     Event::Init(init)
                 }
                 Finished::Segment(c) => {
@@ -496,6 +500,7 @@ impl Announcer {
             }
         );
         spool::finalize(&c.part, &ev)?;
+        journal::segment(&ev, t.forced);
         Ok(Some(ev))
     }
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::channel::{Inbox, Received};
+use crate::journal;
 use crate::media::{InitReady, MediaDuration, SegmentReady};
 use retry::{Retrier, RetryPolicy};
 use schedule::{Action, Item, Schedule, Upload, Version};
@@ -160,8 +161,9 @@ fn playlist_meta(cfg: &UploaderConfig, target_duration: u64) -> ObjectMeta {
 }
 
 /// Logs a published playlist version: a summary at debug level, the whole
-/// text at trace level (the tests read it back).
+/// text at trace level; and records it in the event journal.
 fn log_version(key: &str, version: u64, text: &[u8]) {
+    journal::published(key, version, text);
     let text = String::from_utf8_lossy(text);
     log::debug!(
         "published {key} version {version} ({} segment(s){})",
@@ -463,6 +465,7 @@ impl Uploader {
             return Err(self.error(&upload.key, source));
         }
         log::debug!("stored {} ({} bytes)", upload.key, upload.bytes);
+        journal::stored(&upload.key, upload.bytes);
         match &upload.item {
             Item::Segment(n) => self.schedule.stored(*n, now()),
             Item::Init(name) => {
@@ -508,6 +511,7 @@ impl Uploader {
             Ok(()) => {
                 self.summary.deleted += 1;
                 log::debug!("deleted {key}");
+                journal::deleted(key);
             }
             Err(e) => log::warn!("cannot delete {key}: {e}"),
         }

@@ -7,6 +7,7 @@
 pub mod cmaf;
 pub mod garage;
 pub mod http;
+pub mod journal;
 pub mod proxy;
 pub mod server;
 
@@ -223,12 +224,18 @@ pub struct Run {
     pub dir: tempfile::TempDir,
     pub out: PathBuf,
     pub spool: PathBuf,
+    /// The run's event journal (`--events`).
+    pub events: PathBuf,
     pub output: Output,
 }
 
 impl Run {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// What the run did, from its event journal.
+    pub fn journal(&self) -> Vec<Record> {
+        journal::read(&self.events)
     }
     pub fn code(&self) -> Option<i32> {
         self.output.status.code()
@@ -238,20 +245,24 @@ impl Run {
     }
 }
 
-/// Pipes `input` into the binary with a `file://` destination and trace
-/// logging. `args` are the options after the eight positionals; the
-/// positionals use segment prefix `live`, index `index.m3u8`, key prefix `ev`.
+/// Pipes `input` into the binary with a `file://` destination, an event
+/// journal and debug logging (shown when a test fails). `args` are the
+/// options after the eight positionals; the positionals use segment prefix
+/// `live`, index `index.m3u8`, key prefix `ev`.
 pub fn run_file(input: &Path, seconds: &str, args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let spool = dir.path().join("spool");
+    let events = dir.path().join("events.jsonl");
     let dest = format!("file://{}", out.display());
     let output = Command::new(BIN)
         .args(["-", seconds])
         .arg(&spool)
         .args(["live", "index.m3u8", "", &dest, "ev"])
+        .arg("--events")
+        .arg(&events)
         .args(args)
-        .env("RUST_LOG", "live_upload=trace")
+        .env("RUST_LOG", "live_upload=debug")
         .stdin(std::fs::File::open(input).unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -261,46 +272,60 @@ pub fn run_file(input: &Path, seconds: &str, args: &[&str]) -> Run {
         dir,
         out,
         spool,
+        events,
         output,
     }
 }
 
-/// What the uploader logged, in order.
+pub use journal::Record;
+
+/// What the publisher did, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Stored(String),
     Published { key: String, text: String },
 }
 
-/// Reads the `stored` (debug) and `playlist` (trace) log records.
-pub fn events(stderr: &str) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut lines = stderr.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some((_, msg)) = line.split_once("] ") else {
-            continue;
-        };
-        if let Some(rest) = msg.strip_prefix("stored ") {
-            events.push(Event::Stored(rest.split(' ').next().unwrap().to_string()));
-        } else if let Some(rest) = msg.strip_prefix("playlist ") {
-            let key = rest.split(' ').next().unwrap().to_string();
-            let mut text = String::new();
-            while let Some(next) = lines.peek() {
-                if next.starts_with("[20") {
-                    break;
-                }
-                // env_logger indents the lines after the first by four spaces
-                let line = next.strip_prefix("    ").unwrap_or(next);
-                if !line.is_empty() {
-                    text.push_str(line);
-                    text.push('\n');
-                }
-                lines.next();
-            }
-            events.push(Event::Published { key, text });
-        }
-    }
-    events
+/// The `stored` and `published` events of a journal.
+pub fn events(journal: &[Record]) -> Vec<Event> {
+    journal
+        .iter()
+        .filter_map(|r| match r.event() {
+            "stored" => Some(Event::Stored(r.str("key").to_string())),
+            "published" => Some(Event::Published {
+                key: r.str("key").to_string(),
+                text: r.str("text").to_string(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The warnings of `kind` in a journal.
+pub fn warnings<'a>(journal: &'a [Record], kind: &str) -> Vec<&'a Record> {
+    journal
+        .iter()
+        .filter(|r| r.warning() == Some(kind))
+        .collect()
+}
+
+/// The journal's last line, the `end` event.
+pub fn end(journal: &[Record]) -> &Record {
+    let last = journal.last().expect("an event journal with lines");
+    assert_eq!(last.event(), "end", "the last event: {}", last.line);
+    last
+}
+
+/// Ticks of the 90 kHz clock as seconds.
+pub fn secs(ticks: i64) -> f64 {
+    ticks as f64 / 90_000.0
+}
+
+/// A duration in seconds as EXTINF gives it: ticks rounded to the
+/// millisecond, halves up.
+pub fn extinf(duration: f64) -> f64 {
+    let ticks = (duration * 90_000.0).round() as i64;
+    (ticks * 1000 + 45_000).div_euclid(90_000) as f64 / 1000.0
 }
 
 /// One segment as seen in the playlists.
@@ -312,41 +337,39 @@ pub struct Listed {
     pub discontinuity: bool,
 }
 
-/// Every segment the segmenter cut, in order, from its debug log lines
-/// (`segment NAME ready: SECONDS s, BYTES bytes[, after a discontinuity]`).
-pub fn cut_segments(stderr: &str) -> Vec<Listed> {
-    stderr
-        .lines()
-        .filter_map(|l| {
-            let rest = l.split("] segment ").nth(1)?;
-            let (name, rest) = rest.split_once(" ready: ")?;
-            let secs: f64 = rest.split(' ').next()?.parse().ok()?;
-            Some((name.to_string(), secs, rest.contains("discontinuity")))
-        })
-        .enumerate()
-        .map(|(i, (uri, duration, discontinuity))| Listed {
-            sequence: i as u64 + 1,
-            uri,
-            duration,
-            discontinuity,
+/// Every segment the segmenter cut, in order, from the journal's `segment`
+/// events; durations in seconds, unrounded.
+pub fn cut_segments(journal: &[Record]) -> Vec<Listed> {
+    journal
+        .iter()
+        .filter(|r| r.event() == "segment")
+        .map(|r| Listed {
+            sequence: r.u64("sequence"),
+            uri: r.str("name").to_string(),
+            duration: secs(r.i64("duration")),
+            discontinuity: r.bool("discontinuity"),
         })
         .collect()
 }
 
 /// Checks a run's playlists (see [`check_playlists`]) against what the
-/// segmenter cut: every listed segment was cut, with the same duration and
-/// discontinuity, and the final version ends with the last segment cut.
-/// Returns every segment cut and the final playlist.
-pub fn check_published(stderr: &str, index_key: &str, key_prefix: &str) -> (Vec<Listed>, String) {
-    let (listed, final_text) = check_playlists(&events(stderr), index_key, key_prefix);
-    let cut = cut_segments(stderr);
+/// segmenter cut: every listed segment was cut, with the same duration
+/// (rounded as EXTINF) and discontinuity, and the final version ends with
+/// the last segment cut. Returns every segment cut and the final playlist.
+pub fn check_published(
+    journal: &[Record],
+    index_key: &str,
+    key_prefix: &str,
+) -> (Vec<Listed>, String) {
+    let (listed, final_text) = check_playlists(&events(journal), index_key, key_prefix);
+    let cut = cut_segments(journal);
     for l in &listed {
         let c = cut
             .iter()
             .find(|c| c.uri == l.uri)
             .unwrap_or_else(|| panic!("{} listed but not cut", l.uri));
         assert_eq!(
-            (c.duration, c.discontinuity),
+            (extinf(c.duration), c.discontinuity),
             (l.duration, l.discontinuity),
             "{}",
             l.uri
