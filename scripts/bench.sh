@@ -12,7 +12,8 @@
 # Usage: scripts/bench.sh   (RUNS=5 MINUTES=10 LIVE_SECONDS=120 by default)
 # BENCH_ONLY=latency (or a comma list of segmenting, latency, realtime, memory,
 # profile) runs only those parts; the report then keeps the other parts' raw
-# figures from the last run and dates each part.
+# figures from the last run (or, for a part never run in this checkout, its text
+# already in BENCHMARKS.md) and dates each part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
