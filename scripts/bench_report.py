@@ -72,33 +72,107 @@ def part(heading, *files):
     return False
 
 
-# 1. segmenting cost
+# 1. segmenting cost (TS) and 1b. the same with fMP4 segments
+INPUTS = {"in720": "720p30 H.264+AAC, 4 Mbps", "in1080": "1080p60 H.264+AAC, 12 Mbps"}
+
+
+def cpu(r):
+    return float(r[2]) + float(r[3])
+
+
+def cpu_table(rows, ffmpeg_name):
+    """The median table of a CSV of runs (input, tool, user, sys, wall), each
+    tool's min-max, and the ratio within each alternating pair of runs."""
+    add(f"| input | live_upload CPU (user+sys) | {ffmpeg_name} CPU | CPU ratio | user time only: live_upload / ffmpeg "
+        "| live_upload wall | ffmpeg wall | CPU min-max: live_upload; ffmpeg | ratio within each pair, min-max |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    for inp in INPUTS:
+        med, spread = {}, {}
+        for label in ("live_upload", "ffmpeg"):
+            sel = [r for r in rows if r[0] == inp and r[1] == label]
+            med[label] = (statistics.median(cpu(r) for r in sel),
+                          statistics.median(float(r[4]) for r in sel),
+                          statistics.median(float(r[2]) for r in sel))
+            spread[label] = f"{min(cpu(r) for r in sel):.2f}-{max(cpu(r) for r in sel):.2f} s"
+        mine = [r for r in rows if r[0] == inp]
+        pairs = [{r[1]: cpu(r) for r in mine[i:i + 2]} for i in range(0, len(mine) - 1, 2)]
+        ratios = [p["live_upload"] / p["ffmpeg"] for p in pairs if len(p) == 2]
+        (lc, lw, lu), (fc, fw, fu) = med["live_upload"], med["ffmpeg"]
+        add(f"| {INPUTS[inp]} | {lc:.2f} s | {fc:.2f} s | **{lc / fc:.2f}** | {lu:.2f} s / {fu:.2f} s = {lu / fu:.2f} "
+            f"| {lw:.2f} s | {fw:.2f} s | {spread['live_upload']}; {spread['ffmpeg']} "
+            f"| {min(ratios):.2f}-{max(ratios):.2f} |")
+    add("")
+    add("Every run: " + "; ".join(f"{r[0]} {r[1]} {cpu(r):.2f} s" for r in rows) + ".")
+    add("")
+    if all(len(r) >= 7 for r in rows):  # runs that also recorded page faults and peak RSS
+        said = []
+        for inp in INPUTS:
+            for label in ("live_upload", "ffmpeg"):
+                sel = [r for r in rows if r[0] == inp and r[1] == label]
+                said.append(f"{inp} {label} {statistics.median(int(r[6]) for r in sel) / 1024:.0f} MiB "
+                            f"({statistics.median(int(r[5]) for r in sel):,.0f} minor page faults)")
+        add("Peak RSS, median: " + "; ".join(said) + ".")
+        add("")
+
+
 def segmenting():
     rows = list(csv.reader(open(out / "segmenting.csv")))
-    names = {"in720": "720p30 H.264+AAC, 4 Mbps", "in1080": "1080p60 H.264+AAC, 12 Mbps"}
     add(f"### Segmenting cost ({minutes} min of media into a local directory on tmpfs, median of {runs} runs each, alternating)")
     add("")
     add(measured("segmenting.csv"))
     add("")
-    add("| input | live_upload CPU (user+sys) | ffmpeg -c copy -f hls CPU | CPU ratio | user time only: live_upload / ffmpeg | live_upload wall | ffmpeg wall |")
-    add("|---|---|---|---|---|---|---|")
-    for inp in ("in720", "in1080"):
-        med = {}
-        for label in ("live_upload", "ffmpeg"):
-            sel = [r for r in rows if r[0] == inp and r[1] == label]
-            med[label] = (statistics.median(float(r[2]) + float(r[3]) for r in sel),
-                          statistics.median(float(r[4]) for r in sel),
-                          statistics.median(float(r[2]) for r in sel))
-        (lc, lw, lu), (fc, fw, fu) = med["live_upload"], med["ffmpeg"]
-        add(f"| {names[inp]} | {lc:.2f} s | {fc:.2f} s | **{lc / fc:.2f}** | {lu:.2f} s / {fu:.2f} s = {lu / fu:.2f} "
-            f"| {lw:.2f} s | {fw:.2f} s |")
-    add("")
-    add("Every run: " + "; ".join(f"{r[0]} {r[1]} {float(r[2]) + float(r[3]):.2f} s" for r in rows) + ".")
-    add("")
+    cpu_table(rows, "ffmpeg -c copy -f hls")
 
 
 if part("### Segmenting cost (", "segmenting.csv"):
     segmenting()
+
+
+def fmp4():
+    rows = list(csv.reader(open(out / "fmp4.csv")))
+    add(f"### fMP4 segmenting cost ({minutes} min of media into a local directory on tmpfs, "
+        f"median of {runs} runs each, alternating)")
+    add("")
+    add(measured("fmp4.csv"))
+    add("")
+    add("`BENCH_ONLY=fmp4 scripts/bench.sh`: the inputs of the TS table, each side run as (paths shortened):")
+    add("")
+    for line in (out / "fmp4-commands.txt").read_text().splitlines():
+        add("    " + line)
+    add("")
+    cpu_table(rows, "ffmpeg -f hls -hls_segment_type fmp4")
+    # what each run left: input, tool, media segments, their bytes, init segments
+    # in the output directory, init segments in live_upload's spool
+    left = {}
+    for inp, label, n, size, inits, spooled in csv.reader(open(out / "fmp4-files.csv")):
+        left.setdefault((inp, label), set()).add((int(n), int(size), int(inits), int(spooled)))
+    said = []
+    for (inp, label), seen in left.items():
+        runs_said = []
+        for n, size, inits, spooled in sorted(seen):
+            where = f"{inits} init segment(s) in the output directory"
+            if label == "live_upload":
+                where += f", {spooled} in the spool"
+            runs_said.append(f"{n} .m4s segments ({size / 1e6:.1f} MB) and {where}")
+        said.append(f"{inp} {label}: " + " or ".join(runs_said))
+    add("Left in the output directory by every run (checked after each one): " + "; ".join(said) + ".")
+    add("")
+    version, command, status, files, *messages = (out / "fmp4-nobsf.txt").read_text().rstrip("\n").splitlines()
+    add("Without `-bsf:a aac_adtstoasc` ffmpeg cannot write fMP4 segments from this input's AAC (ADTS "
+        "frames, as a transport stream carries them), on the 1-minute 720p input:")
+    add("")
+    add("    " + command)
+    add("")
+    add(f"{version} exits with status {status}, leaving `{files}` in OUT, and writes:")
+    add("")
+    add("```")
+    lines.extend(messages)
+    add("```")
+    add("")
+
+
+if part("### fMP4 segmenting cost (", "fmp4.csv", "fmp4-commands.txt", "fmp4-files.csv", "fmp4-nobsf.txt"):
+    fmp4()
 
 
 # 2. publish latency
@@ -192,10 +266,34 @@ def profile():
     for l in prof[start:start + 14]:
         add(re.sub(r"\s+\[.*\]$", "", l)[:150])
     add("```")
+    add("")
 
 
 if part("### Where the time goes (", "valgrind.log", "profile.txt"):
     profile()
+
+
+def profile_fmp4():
+    refs = re.findall(r"I\s+refs:\s+([\d,]+)", (out / "valgrind-fmp4.log").read_text())
+    lu_refs, ff_refs = (int(x.replace(",", "")) for x in refs[:2])
+    add("### Where the fMP4 time goes (callgrind, 1 minute of the 720p input)")
+    add("")
+    add(measured("valgrind-fmp4.log"))
+    add("")
+    add(f"Instructions: `live_upload --format fmp4` {lu_refs:,}, `ffmpeg -c copy -bsf:a aac_adtstoasc -f hls "
+        f"-hls_segment_type fmp4` {ff_refs:,} (ratio {lu_refs / ff_refs:.2f}). live_upload's most expensive "
+        "functions (self cost; callgrind counts user-space instructions only, not the kernel's page faults):")
+    add("")
+    add("```")
+    prof = (out / "profile-fmp4.txt").read_text().splitlines()
+    start = next(i for i, l in enumerate(prof) if "file:function" in l) + 2
+    for l in prof[start:start + 14]:
+        add(re.sub(r"\s+\[.*\]$", "", l)[:150])
+    add("```")
+
+
+if part("### Where the fMP4 time goes (", "valgrind-fmp4.log", "profile-fmp4.txt"):
+    profile_fmp4()
 
 section = "\n".join(lines)
 write_section("bench", "live_upload against ffmpeg's HLS muxer", "scripts/bench.sh",
