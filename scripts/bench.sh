@@ -56,7 +56,9 @@ make_input live720 1280x720 30 4M 30   # 1 s keyframes, for the latency run
 tmp=/tmp
 [ -w /dev/shm ] && tmp=/dev/shm
 work=$(mktemp -d "$tmp/live_upload-bench.XXXXXX")
-trap 'rm -rf "$work"; scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true' EXIT
+poller=""
+trap 'rm -rf "$work"; [ -z "$poller" ] || kill "$poller" 2>/dev/null
+      scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true' EXIT
 timed() { # label input command...   (appends to $csv)
   local label=$1 input=$2
   shift 2
@@ -159,6 +161,7 @@ ffmpeg "${q[@]}" -re -stream_loop -1 -i "$out/live720-1min.ts" -t "$live" -c cop
     "$bin" - 1 "$work/lspool" live index.m3u8 "" live "$prefix" \
     --endpoint-url "$GARAGE_S3" --path-style -v 2> "$out/latency.log"
 wait "$poller"
+poller=""
 size=$(awk '/ready:/ { for (i = 1; i <= NF; i++) if ($i == "bytes") print $(i-1) }' "$out/latency.log" |
   sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 # the baseline is watched by the same poller as the measured run: both
@@ -172,6 +175,7 @@ poller=$!
 target/release/examples/put_baseline live "$GARAGE_S3" "$out/live720-1min.ts" "$size" 100 "$GARAGE_WEB" \
   "$GARAGE_WEB_HOST" 1000 > "$out/baseline.txt"
 kill "$poller"
+poller=""
 fi
 
 # --- 4. real-time CPU into a local directory --------------------------------
