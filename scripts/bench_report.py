@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns the raw figures in target/bench into the benchmark section of
-BENCHMARKS.md (between the bench markers):  bench_report.py DIR MINUTES RUNS LIVE"""
+BENCHMARKS.md (between the bench markers):  bench_report.py DIR MINUTES RUNS LIVE
+A part whose raw figures are not in DIR keeps the text BENCHMARKS.md has for it."""
 import csv
 import datetime
 import pathlib
@@ -32,104 +33,267 @@ def cpu_line(path):
     return user + sys_, wall
 
 
+def previous_block():
+    """The generated text of the bench section as BENCHMARKS.md has it now."""
+    text = pathlib.Path("BENCHMARKS.md").read_text()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin not in text or end not in text:
+        return ""
+    return text.split(begin, 1)[1].split(end, 1)[0]
+
+
+def previous(heading):
+    """The subsection of the current bench section whose heading starts with
+    HEADING, as it stands (None when there is none): a part whose raw figures
+    are not in DIR (never run in this checkout) keeps its last published text."""
+    parts = re.split(r"(?m)^(?=### )", previous_block())
+    for part in parts:
+        if part.startswith(heading):
+            return part.strip("\n").splitlines()
+    return None
+
+
 lines = []
 add = lines.append
 
-# 1. segmenting cost
-rows = list(csv.reader(open(out / "segmenting.csv")))
-names = {"in720": "720p30 H.264+AAC, 4 Mbps", "in1080": "1080p60 H.264+AAC, 12 Mbps"}
-add(f"### Segmenting cost ({minutes} min of media into a local directory on tmpfs, median of {runs} runs each, alternating)")
-add("")
-add(measured("segmenting.csv"))
-add("")
-add("| input | live_upload CPU (user+sys) | ffmpeg -c copy -f hls CPU | CPU ratio | user time only: live_upload / ffmpeg | live_upload wall | ffmpeg wall |")
-add("|---|---|---|---|---|---|---|")
-for inp in ("in720", "in1080"):
-    med = {}
-    for label in ("live_upload", "ffmpeg"):
-        sel = [r for r in rows if r[0] == inp and r[1] == label]
-        med[label] = (statistics.median(float(r[2]) + float(r[3]) for r in sel),
-                      statistics.median(float(r[4]) for r in sel),
-                      statistics.median(float(r[2]) for r in sel))
-    (lc, lw, lu), (fc, fw, fu) = med["live_upload"], med["ffmpeg"]
-    add(f"| {names[inp]} | {lc:.2f} s | {fc:.2f} s | **{lc / fc:.2f}** | {lu:.2f} s / {fu:.2f} s = {lu / fu:.2f} "
-        f"| {lw:.2f} s | {fw:.2f} s |")
-add("")
-add("Every run: " + "; ".join(f"{r[0]} {r[1]} {float(r[2]) + float(r[3]):.2f} s" for r in rows) + ".")
-add("")
+
+def part(heading, *files):
+    """True when the raw figures of the part titled HEADING are all in DIR;
+    otherwise the part's text already in BENCHMARKS.md is kept, and False."""
+    if all((out / f).exists() for f in files):
+        return True
+    kept = previous(heading)
+    if kept is None:
+        print(f"bench_report: no figures for '{heading}' and none published before; left out", file=sys.stderr)
+    else:
+        print(f"bench_report: no figures for '{heading}' in {out}; keeping the published ones", file=sys.stderr)
+        lines.extend(kept)
+        add("")
+    return False
+
+
+# 1. segmenting cost (TS) and 1b. the same with fMP4 segments
+INPUTS = {"in720": "720p30 H.264+AAC, 4 Mbps", "in1080": "1080p60 H.264+AAC, 12 Mbps"}
+
+
+def cpu(r):
+    return float(r[2]) + float(r[3])
+
+
+def cpu_table(rows, ffmpeg_name):
+    """The median table of a CSV of runs (input, tool, user, sys, wall), each
+    tool's min-max, and the ratio within each alternating pair of runs."""
+    add(f"| input | live_upload CPU (user+sys) | {ffmpeg_name} CPU | CPU ratio | user time only: live_upload / ffmpeg "
+        "| live_upload wall | ffmpeg wall | CPU min-max: live_upload; ffmpeg | ratio within each pair, min-max |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    for inp in INPUTS:
+        med, spread = {}, {}
+        for label in ("live_upload", "ffmpeg"):
+            sel = [r for r in rows if r[0] == inp and r[1] == label]
+            med[label] = (statistics.median(cpu(r) for r in sel),
+                          statistics.median(float(r[4]) for r in sel),
+                          statistics.median(float(r[2]) for r in sel))
+            spread[label] = f"{min(cpu(r) for r in sel):.2f}-{max(cpu(r) for r in sel):.2f} s"
+        mine = [r for r in rows if r[0] == inp]
+        pairs = [{r[1]: cpu(r) for r in mine[i:i + 2]} for i in range(0, len(mine) - 1, 2)]
+        ratios = [p["live_upload"] / p["ffmpeg"] for p in pairs if len(p) == 2]
+        (lc, lw, lu), (fc, fw, fu) = med["live_upload"], med["ffmpeg"]
+        add(f"| {INPUTS[inp]} | {lc:.2f} s | {fc:.2f} s | **{lc / fc:.2f}** | {lu:.2f} s / {fu:.2f} s = {lu / fu:.2f} "
+            f"| {lw:.2f} s | {fw:.2f} s | {spread['live_upload']}; {spread['ffmpeg']} "
+            f"| {min(ratios):.2f}-{max(ratios):.2f} |")
+    add("")
+    add("Every run: " + "; ".join(f"{r[0]} {r[1]} {cpu(r):.2f} s" for r in rows) + ".")
+    add("")
+    if all(len(r) >= 7 for r in rows):  # runs that also recorded page faults and peak RSS
+        said = []
+        for inp in INPUTS:
+            for label in ("live_upload", "ffmpeg"):
+                sel = [r for r in rows if r[0] == inp and r[1] == label]
+                said.append(f"{inp} {label} {statistics.median(int(r[6]) for r in sel) / 1024:.0f} MiB "
+                            f"({statistics.median(int(r[5]) for r in sel):,.0f} minor page faults)")
+        add("Peak RSS, median: " + "; ".join(said) + ".")
+        add("")
+
+
+def segmenting():
+    rows = list(csv.reader(open(out / "segmenting.csv")))
+    add(f"### Segmenting cost ({minutes} min of media into a local directory on tmpfs, median of {runs} runs each, alternating)")
+    add("")
+    add(measured("segmenting.csv"))
+    add("")
+    cpu_table(rows, "ffmpeg -c copy -f hls")
+
+
+if part("### Segmenting cost (", "segmenting.csv"):
+    segmenting()
+
+
+def fmp4():
+    rows = list(csv.reader(open(out / "fmp4.csv")))
+    add(f"### fMP4 segmenting cost ({minutes} min of media into a local directory on tmpfs, "
+        f"median of {runs} runs each, alternating)")
+    add("")
+    add(measured("fmp4.csv"))
+    add("")
+    add("`BENCH_ONLY=fmp4 scripts/bench.sh`: the inputs of the TS table, each side run as (paths shortened):")
+    add("")
+    for line in (out / "fmp4-commands.txt").read_text().splitlines():
+        add("    " + line)
+    add("")
+    cpu_table(rows, "ffmpeg -f hls -hls_segment_type fmp4")
+    # what each run left: input, tool, media segments, their bytes, init segments
+    # in the output directory, init segments in live_upload's spool
+    left = {}
+    for inp, label, n, size, inits, spooled in csv.reader(open(out / "fmp4-files.csv")):
+        left.setdefault((inp, label), set()).add((int(n), int(size), int(inits), int(spooled)))
+    said = []
+    for (inp, label), seen in left.items():
+        runs_said = []
+        for n, size, inits, spooled in sorted(seen):
+            where = f"{inits} init segment(s) in the output directory"
+            if label == "live_upload":
+                where += f", {spooled} in the spool"
+            runs_said.append(f"{n} .m4s segments ({size / 1e6:.1f} MB) and {where}")
+        said.append(f"{inp} {label}: " + " or ".join(runs_said))
+    add("Left in the output directory by every run (checked after each one): " + "; ".join(said) + ".")
+    add("")
+    version, command, status, files, *messages = (out / "fmp4-nobsf.txt").read_text().rstrip("\n").splitlines()
+    add("Without `-bsf:a aac_adtstoasc` ffmpeg cannot write fMP4 segments from this input's AAC (ADTS "
+        "frames, as a transport stream carries them), on the 1-minute 720p input:")
+    add("")
+    add("    " + command)
+    add("")
+    add(f"{version} exits with status {status}, leaving `{files}` in OUT, and writes:")
+    add("")
+    add("```")
+    lines.extend(messages)
+    add("```")
+    add("")
+
+
+if part("### fMP4 segmenting cost (", "fmp4.csv", "fmp4-commands.txt", "fmp4-files.csv", "fmp4-nobsf.txt"):
+    fmp4()
+
 
 # 2. publish latency
-ready = {}
-for line in open(out / "latency.log"):
-    m = re.match(r"\[(\S+) DEBUG live_upload::segmenter\] segment (\S+) ready:", line)
-    if m:
-        ready[m.group(2)] = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
-seen = {r[0]: float(r[1]) for r in csv.reader(open(out / "first_seen.csv"))}
-lat = [(seen[n] - t) * 1000 for n, t in ready.items() if n in seen]
-# baseline rounds: name, start (epoch seconds), time to the baseline's own GET
-rounds = [r for r in csv.reader(open(out / "baseline.txt")) if len(r) == 3]
-base_seen = {r[0]: float(r[1]) for r in csv.reader(open(out / "baseline_seen.csv"))}
-base = [(base_seen[n] - float(t)) * 1000 for n, t, _ in rounds if n in base_seen]
-base_get = [float(ms) for _, _, ms in rounds]
-add(f"### Publish latency (Garage on 127.0.0.1, 720p30 at 4 Mbps arriving at real speed, 1 s segments, {live} s)")
-add("")
-add(measured("latency.log", "baseline.txt"))
-add("")
-add("From the moment the segmenter closes a segment (its log line, to the microsecond) to the moment "
-    "a poller reading Garage's web endpoint over plain HTTP (a GET every 0.5 ms) first sees a playlist "
-    "that lists it, beside the baseline: one bare PUT of an object of the median segment size (a new piece of the "
-    "same input each round: Garage compresses and deduplicates stored blocks, so the object must be "
-    "new real media like a segment), "
-    "then one PUT of a playlist that lists it, through the same S3 client, a round every second as segments "
-    "arrive, timed from the round's start to the moment the same poller first sees the baseline "
-    "playlist with the new name. Both sides are measured the same way, so the poller's own delay is in "
-    "both.")
-add("")
-add("| | segments | p50 | p95 | p99 |")
-add("|---|---|---|---|---|")
-add(f"| live_upload, cut to readable | {len(lat)} | {pct(lat, 50):.1f} ms | {pct(lat, 95):.1f} ms | {pct(lat, 99):.1f} ms |")
-add(f"| baseline, PUT + PUT, seen by the poller | {len(base)} | {pct(base, 50):.1f} ms | {pct(base, 95):.1f} ms | {pct(base, 99):.1f} ms |")
-add(f"| ratio | | **{pct(lat, 50) / pct(base, 50):.2f}** | {pct(lat, 95) / pct(base, 95):.2f} | **{pct(lat, 99) / pct(base, 99):.2f}** |")
-add(f"| baseline, PUT + PUT + one GET right after (no poller) | {len(base_get)} | {pct(base_get, 50):.1f} ms | {pct(base_get, 95):.1f} ms | {pct(base_get, 99):.1f} ms |")
-add("")
+def latency():
+    ready = {}
+    for line in open(out / "latency.log"):
+        m = re.match(r"\[(\S+) DEBUG live_upload::segmenter\] segment (\S+) ready:", line)
+        if m:
+            ready[m.group(2)] = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+    seen = {r[0]: float(r[1]) for r in csv.reader(open(out / "first_seen.csv"))}
+    lat = [(seen[n] - t) * 1000 for n, t in ready.items() if n in seen]
+    # baseline rounds: name, start (epoch seconds), time to the baseline's own GET
+    rounds = [r for r in csv.reader(open(out / "baseline.txt")) if len(r) == 3]
+    base_seen = {r[0]: float(r[1]) for r in csv.reader(open(out / "baseline_seen.csv"))}
+    base = [(base_seen[n] - float(t)) * 1000 for n, t, _ in rounds if n in base_seen]
+    base_get = [float(ms) for _, _, ms in rounds]
+    add(f"### Publish latency (Garage on 127.0.0.1, 720p30 at 4 Mbps arriving at real speed, 1 s segments, {live} s)")
+    add("")
+    add(measured("latency.log", "baseline.txt"))
+    add("")
+    add("From the moment the segmenter closes a segment (its log line, to the microsecond) to the moment "
+        "a poller reading Garage's web endpoint over plain HTTP (a GET every 0.5 ms) first sees a playlist "
+        "that lists it, beside the baseline: one bare PUT of an object of the median segment size (a new piece of the "
+        "same input each round: Garage compresses and deduplicates stored blocks, so the object must be "
+        "new real media like a segment), "
+        "then one PUT of a playlist that lists it, through the same S3 client, a round every second as segments "
+        "arrive, timed from the round's start to the moment the same poller first sees the baseline "
+        "playlist with the new name. Both sides are measured the same way, so the poller's own delay is in "
+        "both.")
+    add("")
+    add("| | segments | p50 | p95 | p99 |")
+    add("|---|---|---|---|---|")
+    add(f"| live_upload, cut to readable | {len(lat)} | {pct(lat, 50):.1f} ms | {pct(lat, 95):.1f} ms | {pct(lat, 99):.1f} ms |")
+    add(f"| baseline, PUT + PUT, seen by the poller | {len(base)} | {pct(base, 50):.1f} ms | {pct(base, 95):.1f} ms | {pct(base, 99):.1f} ms |")
+    add(f"| ratio | | **{pct(lat, 50) / pct(base, 50):.2f}** | {pct(lat, 95) / pct(base, 95):.2f} | **{pct(lat, 99) / pct(base, 99):.2f}** |")
+    add(f"| baseline, PUT + PUT + one GET right after (no poller) | {len(base_get)} | {pct(base_get, 50):.1f} ms | {pct(base_get, 95):.1f} ms | {pct(base_get, 99):.1f} ms |")
+    add("")
+
+
+if part("### Publish latency (", "latency.log", "first_seen.csv", "baseline.txt", "baseline_seen.csv"):
+    latency()
+
 
 # 4. real-time CPU
-cpu, wall = cpu_line(out / "realtime-cpu.txt")
-cpu_s3, wall_s3 = cpu_line(out / "latency-cpu.txt")
-add(f"### CPU while a 720p30 stream (4 Mbps) arrives at real speed ({live} s)")
-add("")
-add(measured("realtime-cpu.txt", "latency-cpu.txt"))
-add("")
-add("| destination | CPU time | wall | share of one core |")
-add("|---|---|---|---|")
-add(f"| local directory, 6 s segments | {cpu:.2f} s | {wall:.1f} s | **{100 * cpu / wall:.2f} %** |")
-add(f"| Garage over S3, 1 s segments (the latency run) | {cpu_s3:.2f} s | {wall_s3:.1f} s | {100 * cpu_s3 / wall_s3:.2f} % |")
-add("")
+def realtime():
+    cpu, wall = cpu_line(out / "realtime-cpu.txt")
+    cpu_s3, wall_s3 = cpu_line(out / "latency-cpu.txt")
+    add(f"### CPU while a 720p30 stream (4 Mbps) arrives at real speed ({live} s)")
+    add("")
+    add(measured("realtime-cpu.txt", "latency-cpu.txt"))
+    add("")
+    add("| destination | CPU time | wall | share of one core |")
+    add("|---|---|---|---|")
+    add(f"| local directory, 6 s segments | {cpu:.2f} s | {wall:.1f} s | **{100 * cpu / wall:.2f} %** |")
+    add(f"| Garage over S3, 1 s segments (the latency run) | {cpu_s3:.2f} s | {wall_s3:.1f} s | {100 * cpu_s3 / wall_s3:.2f} % |")
+    add("")
+
+
+if part("### CPU while a 720p30 stream", "realtime-cpu.txt", "latency-cpu.txt"):
+    realtime()
+
 
 # 3. memory
-add("### Memory over an hour of media at full speed (`scripts/longrun.sh 1`)")
-add("")
-add(measured("memory.md"))
-add("")
-add((out / "memory.md").read_text().strip())
-add("")
+def memory():
+    add("### Memory over an hour of media at full speed (`scripts/longrun.sh 1`)")
+    add("")
+    add(measured("memory.md"))
+    add("")
+    add((out / "memory.md").read_text().strip())
+    add("")
+
+
+if part("### Memory over an hour", "memory.md"):
+    memory()
+
 
 # profile
-refs = re.findall(r"I\s+refs:\s+([\d,]+)", (out / "valgrind.log").read_text())
-lu_refs, ff_refs = (int(x.replace(",", "")) for x in refs[:2])
-add("### Where the time goes (callgrind, 1 minute of the 720p input)")
-add("")
-add(measured("valgrind.log"))
-add("")
-add(f"Instructions: live_upload {lu_refs:,}, `ffmpeg -c copy -f hls` {ff_refs:,} "
-    f"(ratio {lu_refs / ff_refs:.2f}). live_upload's most expensive functions (self cost):")
-add("")
-add("```")
-prof = (out / "profile.txt").read_text().splitlines()
-start = next(i for i, l in enumerate(prof) if "file:function" in l) + 2
-for l in prof[start:start + 14]:
-    add(re.sub(r"\s+\[.*\]$", "", l)[:150])
-add("```")
+def profile():
+    refs = re.findall(r"I\s+refs:\s+([\d,]+)", (out / "valgrind.log").read_text())
+    lu_refs, ff_refs = (int(x.replace(",", "")) for x in refs[:2])
+    add("### Where the time goes (callgrind, 1 minute of the 720p input)")
+    add("")
+    add(measured("valgrind.log"))
+    add("")
+    add(f"Instructions: live_upload {lu_refs:,}, `ffmpeg -c copy -f hls` {ff_refs:,} "
+        f"(ratio {lu_refs / ff_refs:.2f}). live_upload's most expensive functions (self cost):")
+    add("")
+    add("```")
+    prof = (out / "profile.txt").read_text().splitlines()
+    start = next(i for i, l in enumerate(prof) if "file:function" in l) + 2
+    for l in prof[start:start + 14]:
+        add(re.sub(r"\s+\[.*\]$", "", l)[:150])
+    add("```")
+    add("")
+
+
+if part("### Where the time goes (", "valgrind.log", "profile.txt"):
+    profile()
+
+
+def profile_fmp4():
+    refs = re.findall(r"I\s+refs:\s+([\d,]+)", (out / "valgrind-fmp4.log").read_text())
+    lu_refs, ff_refs = (int(x.replace(",", "")) for x in refs[:2])
+    add("### Where the fMP4 time goes (callgrind, 1 minute of the 720p input)")
+    add("")
+    add(measured("valgrind-fmp4.log"))
+    add("")
+    add(f"Instructions: `live_upload --format fmp4` {lu_refs:,}, `ffmpeg -c copy -bsf:a aac_adtstoasc -f hls "
+        f"-hls_segment_type fmp4` {ff_refs:,} (ratio {lu_refs / ff_refs:.2f}). live_upload's most expensive "
+        "functions (self cost; callgrind counts user-space instructions only, not the kernel's page faults):")
+    add("")
+    add("```")
+    prof = (out / "profile-fmp4.txt").read_text().splitlines()
+    start = next(i for i, l in enumerate(prof) if "file:function" in l) + 2
+    for l in prof[start:start + 14]:
+        add(re.sub(r"\s+\[.*\]$", "", l)[:150])
+    add("```")
+
+
+if part("### Where the fMP4 time goes (", "valgrind-fmp4.log", "profile-fmp4.txt"):
+    profile_fmp4()
 
 section = "\n".join(lines)
 write_section("bench", "live_upload against ffmpeg's HLS muxer", "scripts/bench.sh",
