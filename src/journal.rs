@@ -33,8 +33,6 @@ use std::sync::{Mutex, OnceLock};
 use chrono::{SecondsFormat, Utc};
 
 use crate::media::{InitReady, MediaDuration, MediaTime, SegmentReady};
-use crate::segmenter::SegmenterSummary;
-use crate::uploader::UploadSummary;
 
 static JOURNAL: OnceLock<Journal> = OnceLock::new();
 
@@ -167,37 +165,49 @@ pub fn resumed_archive(key: &str, listed: usize, ended: bool, backfill: usize, m
 /// `deleted`, `attempts`, `retries` and `longest_wait_ms`. Totals of a
 /// part that did not finish (the destination failed, or the run stopped
 /// before the input was read) are `null`.
-pub fn end(
-    code: u8,
-    error: Option<&str>,
-    segmented: Option<&SegmenterSummary>,
-    uploaded: Option<&UploadSummary>,
-) {
+pub fn end(code: u8, error: Option<&str>, totals: &EndTotals) {
     record("end", |r| {
         r.u64("code", code.into())
             .opt_str("error", error)
-            .opt_u64("segments_cut", segmented.map(|s| s.segments))
-            .opt_u64("bytes_in", segmented.map(|s| s.bytes_in));
-        let u = |f: fn(&UploadSummary) -> u64| uploaded.map(f);
-        r.opt_u64("segments", u(|s| s.segments))
-            .opt_u64("bytes", u(|s| s.bytes))
-            .opt_u64("inits", u(|s| s.inits))
-            .opt_u64("playlist_versions", u(|s| s.playlist_versions))
-            .opt_u64("playlist_bytes", u(|s| s.playlist_bytes))
-            .opt_u64("archive_versions", u(|s| s.archive_versions))
-            .opt_u64("archive_bytes", u(|s| s.archive_bytes));
-        match uploaded {
-            Some(s) => r.ticks("media", s.media),
+            .opt_u64("segments_cut", totals.segments_cut)
+            .opt_u64("bytes_in", totals.bytes_in)
+            .opt_u64("segments", totals.segments)
+            .opt_u64("bytes", totals.bytes)
+            .opt_u64("inits", totals.inits)
+            .opt_u64("playlist_versions", totals.playlist_versions)
+            .opt_u64("playlist_bytes", totals.playlist_bytes)
+            .opt_u64("archive_versions", totals.archive_versions)
+            .opt_u64("archive_bytes", totals.archive_bytes);
+        match totals.media {
+            Some(m) => r.ticks("media", m),
             None => r.null("media"),
         };
-        r.opt_u64("deleted", u(|s| s.deleted))
-            .opt_u64("attempts", u(|s| s.attempts))
-            .opt_u64("retries", u(|s| s.retries))
-            .opt_u64(
-                "longest_wait_ms",
-                u(|s| s.longest_wait.as_millis().try_into().unwrap_or(u64::MAX)),
-            );
+        r.opt_u64("deleted", totals.deleted)
+            .opt_u64("attempts", totals.attempts)
+            .opt_u64("retries", totals.retries)
+            .opt_u64("longest_wait_ms", totals.longest_wait_ms);
     });
+}
+
+/// The totals of the `end` event, as plain values (the binary takes them
+/// from the segmenter's and the uploader's summaries; `None`: that part did
+/// not finish).
+#[derive(Debug, Clone, Default)]
+pub struct EndTotals {
+    pub segments_cut: Option<u64>,
+    pub bytes_in: Option<u64>,
+    pub segments: Option<u64>,
+    pub bytes: Option<u64>,
+    pub inits: Option<u64>,
+    pub playlist_versions: Option<u64>,
+    pub playlist_bytes: Option<u64>,
+    pub archive_versions: Option<u64>,
+    pub archive_bytes: Option<u64>,
+    pub media: Option<MediaDuration>,
+    pub deleted: Option<u64>,
+    pub attempts: Option<u64>,
+    pub retries: Option<u64>,
+    pub longest_wait_ms: Option<u64>,
 }
 
 /// The warnings the journal carries, `{"event":"warning","kind":...}`:

@@ -178,10 +178,33 @@ fn run(opts: Opts) -> Outcome {
     journal::end(
         failure.map_or(0, Failure::code),
         failure.map(Failure::message),
-        totals.segmented.as_ref(),
-        totals.uploaded.as_ref(),
+        &end_totals(&totals),
     );
     outcome
+}
+
+/// The journal's `end` totals from the summaries of the parts that
+/// finished.
+fn end_totals(totals: &Totals) -> journal::EndTotals {
+    let cut = totals.segmented.as_ref();
+    let up = totals.uploaded.as_ref();
+    let u = |f: fn(&UploadSummary) -> u64| up.map(f);
+    journal::EndTotals {
+        segments_cut: cut.map(|s| s.segments),
+        bytes_in: cut.map(|s| s.bytes_in),
+        segments: u(|s| s.segments),
+        bytes: u(|s| s.bytes),
+        inits: u(|s| s.inits),
+        playlist_versions: u(|s| s.playlist_versions),
+        playlist_bytes: u(|s| s.playlist_bytes),
+        archive_versions: u(|s| s.archive_versions),
+        archive_bytes: u(|s| s.archive_bytes),
+        media: up.map(|s| s.media),
+        deleted: u(|s| s.deleted),
+        attempts: u(|s| s.attempts),
+        retries: u(|s| s.retries),
+        longest_wait_ms: u(|s| s.longest_wait.as_millis().try_into().unwrap_or(u64::MAX)),
+    }
 }
 
 /// What the segmenter and the publisher reported, once they finished.
