@@ -45,6 +45,8 @@ pub struct Config {
     pub acl: Option<String>,
     /// Where the event journal goes (`--events`).
     pub events: Option<PathBuf>,
+    /// `--ladder`, with the master playlist's name and the x264 preset.
+    pub ladder: Option<LadderConfig>,
     pub log_level: log::LevelFilter,
 }
 
@@ -79,6 +81,7 @@ impl Config {
         if o.events.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err("--events must name a file".into());
         }
+        let ladder = ladder(&o)?;
         Ok(Config {
             target,
             destination,
@@ -110,8 +113,61 @@ impl Config {
             playlist_cache_control: o.playlist_cache_control,
             acl: o.acl,
             events: o.events,
+            ladder,
         })
     }
+}
+
+/// What `--ladder` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LadderConfig {
+    pub spec: crate::media::LadderSpec,
+    /// The master playlist's object name.
+    pub master: String,
+    /// libx264's preset.
+    pub preset: String,
+}
+
+/// x264's presets, from fastest to slowest.
+const PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+fn ladder(o: &Opts) -> Result<Option<LadderConfig>, String> {
+    let Some(text) = &o.ladder else {
+        return Ok(None);
+    };
+    let spec = text
+        .parse()
+        .map_err(|e| format!("--ladder {text:?}: {e}"))?;
+    check_name("master", &o.master)?;
+    if o.master == o.index_name {
+        return Err(format!(
+            "--master {:?} is also the INDEX_NAME of each rendition's playlist",
+            o.master
+        ));
+    }
+    if !PRESETS.contains(&o.preset.as_str()) {
+        return Err(format!(
+            "--preset {:?} is not one of libx264's presets ({})",
+            o.preset,
+            PRESETS.join(", ")
+        ));
+    }
+    Ok(Some(LadderConfig {
+        spec,
+        master: o.master.clone(),
+        preset: o.preset.clone(),
+    }))
 }
 
 /// SEGMENT_SECONDS: a number above 0 and at most an hour.

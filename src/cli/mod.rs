@@ -11,7 +11,7 @@ use clap::{ArgAction, Parser};
 
 use crate::uploader::defaults;
 use crate::uploader::S3Settings;
-pub use config::{ClipConfig, Config};
+pub use config::{ClipConfig, Config, LadderConfig};
 
 /// `--format`: how segments are packaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,6 +102,21 @@ pub struct Opts {
     /// H.264, HEVC and AAC only).
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Ts)]
     pub format: Format,
+    /// Publish an adaptive-bitrate ladder under a master playlist: a
+    /// comma-separated list of rungs, `source` (the input's video as it is)
+    /// or HEIGHTp@KBPS (H.264 encoded here with libx264, e.g. 480p@1200k:
+    /// width from the input's display aspect ratio, its frame rate, capped
+    /// VBR); or `streams`: each video stream of the input is a rendition of
+    /// its own, not transcoded. Each rendition's playlist (INDEX_NAME) and
+    /// segments go to a folder of its own below the key prefix.
+    #[arg(long, value_name = "SPEC")]
+    pub ladder: Option<String>,
+    /// The master playlist's object name, with --ladder.
+    #[arg(long, value_name = "NAME", default_value = "master.m3u8")]
+    pub master: String,
+    /// libx264's preset for the encoded rungs of --ladder.
+    #[arg(long, value_name = "PRESET", default_value = "veryfast")]
+    pub preset: String,
     /// MPEG-TS program number to publish when the input carries several
     /// [default: the first in the PAT].
     #[arg(long, value_name = "NUMBER")]
