@@ -48,7 +48,7 @@ pub mod avc;
 mod bits;
 pub mod boxes;
 pub mod hevc;
-mod nal;
+pub(crate) mod nal;
 pub mod packager;
 
 pub use packager::{Cut, Fmp4Packager, InitOut, Output, Packet, SegmentOut, StreamKind};
