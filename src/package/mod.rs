@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use crate::input::{lock, InputBuffer};
 
 pub mod fmp4;
+pub mod mux;
 pub mod ts;
 
 use crate::media::cut::{Cut, PacketInfo, SegmentTiming};
