@@ -27,6 +27,9 @@ use live_upload::uploader::{
     open_store, ArchiveConfig, Destination, UploadError, UploadSummary, Uploader, UploaderConfig,
 };
 
+#[path = "cmd/ladder.rs"]
+mod ladder;
+
 /// Segments that may wait in the channel; the uploader drains it eagerly
 /// into its own queue, bounded by --max-spool.
 const CHANNEL_CAPACITY: usize = 64;
@@ -215,6 +218,9 @@ struct Totals {
 }
 
 fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
+    if let Some(ladder) = &cfg.ladder {
+        return ladder::segment_and_publish(cfg, ladder, totals);
+    }
     // libav's own messages follow RUST_LOG too (target `libav`)
     live_upload::input::avlog::install(log::max_level());
     let runtime = runtime()?;
@@ -307,6 +313,7 @@ fn uploader_config(cfg: &Config) -> UploaderConfig {
             .archive
             .clone()
             .map(|(name, every)| ArchiveConfig { name, every }),
+        on_published: None,
     }
 }
 
@@ -367,7 +374,9 @@ fn outcome(
             Err(match e {
                 SegmenterError::Spool(_) => Failure::Storage(message),
                 SegmenterError::UploaderGone => Failure::Internal(message),
-                SegmenterError::Unpackageable(_) => Failure::Usage(message),
+                SegmenterError::Unpackageable(_) | SegmenterError::Ladder(_) => {
+                    Failure::Usage(message)
+                }
                 _ => Failure::Input(message),
             })
         }
@@ -379,6 +388,26 @@ fn outcome(
 /// to continue. Returns the first segment number and whether it follows a
 /// break.
 async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), Failure> {
+    let plan = plan_resume(cfg, uploader).await?;
+    let first = first_unused(cfg, uploader, plan.first_sequence).await?;
+    Ok(apply_resume(uploader, plan, first))
+}
+
+/// The first segment number from `from` on whose key does not exist yet.
+async fn first_unused(cfg: &Config, uploader: &Uploader, from: u64) -> Result<u64, Failure> {
+    let prefix = cfg.segment_prefix.clone();
+    let format = cfg.format;
+    let name = move |n| segment_name(&prefix, n, format);
+    uploader
+        .first_unused(&name, from)
+        .await
+        .map_err(|e| Failure::Storage(e.to_string()))
+}
+
+/// What an earlier run published and left in the spool, and how this run
+/// continues it (see `live_upload::resume`); unfinished spool files are
+/// removed.
+async fn plan_resume(cfg: &Config, uploader: &Uploader) -> Result<resume::Plan, Failure> {
     let index = uploader.index_key();
     let published = read_published(cfg, uploader, &index)
         .await
@@ -412,7 +441,7 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), F
             other.name
         )));
     }
-    let mut plan = resume::plan_archive(
+    let plan = resume::plan_archive(
         published,
         archive,
         leftovers,
@@ -421,13 +450,13 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), F
         cfg.program_date_time,
     );
     clean_spool(cfg, &plan);
-    let prefix = cfg.segment_prefix.clone();
-    let format = cfg.format;
-    let name = move |n| segment_name(&prefix, n, format);
-    let first = uploader
-        .first_unused(&name, plan.first_sequence)
-        .await
-        .map_err(|e| Failure::Storage(e.to_string()))?;
+    Ok(plan)
+}
+
+/// Sets the uploader up to continue as `plan` says, this run's segments
+/// numbered from `first`; returns whether the first follows a break.
+fn apply_resume(uploader: &mut Uploader, mut plan: resume::Plan, first: u64) -> (u64, bool) {
+    let index = uploader.index_key();
     if let Some(p) = &plan.restored {
         log::info!(
             "continuing {index} after a discontinuity: media sequence {}, {} segment(s) listed{}",
@@ -456,7 +485,7 @@ async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), F
     for seg in plan.leftovers {
         uploader.queue(seg);
     }
-    Ok((first, first_discontinuity))
+    (first, first_discontinuity)
 }
 
 /// A playlist continues in the format it was published in: fMP4 entries

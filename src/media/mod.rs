@@ -21,6 +21,6 @@ pub mod time;
 
 pub use event::Event;
 pub use packaging::Packaging;
-pub use rendition::{LadderSpec, RenditionId, Rung};
+pub use rendition::{LadderEvent, LadderSpec, RenditionId, RenditionLayout, Rung};
 pub use segment::{InitReady, SegmentReady};
 pub use time::{MediaDuration, MediaTime, RawPts};

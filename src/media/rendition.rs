@@ -176,3 +176,46 @@ mod tests {
         assert!(matches!(spec, LadderSpec::Rungs(r) if r.len() == 2));
     }
 }
+
+/// One rendition of a ladder as the segmenter lays it out, for the
+/// publisher: where it goes and what the master playlist says of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionLayout {
+    /// Its folder below the key prefix and in the spool directory.
+    pub folder: String,
+    /// For people: `source`, `480p@1200k`, `stream 1`, `audio`.
+    pub label: String,
+    /// The audio rendition of an fMP4 ladder (EXT-X-MEDIA), not a variant.
+    pub audio_only: bool,
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<f64>,
+    /// The least BANDWIDTH to declare (bits/s): an encoded rung's rate
+    /// control bound; 0 where only measurement tells.
+    pub floor_bps: u64,
+}
+
+/// What the segmenter tells the master playlist's publisher as a ladder
+/// runs (rendition: an index into the layout).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LadderEvent {
+    /// The RFC 6381 codecs of a rendition's video and of its audio, read
+    /// from the streams.
+    Codecs {
+        rendition: usize,
+        video: Option<String>,
+        audio: Option<String>,
+    },
+    /// A segment of the rendition, cut (its bit rate counts in BANDWIDTH).
+    Segment {
+        rendition: usize,
+        sequence: u64,
+        bytes: u64,
+        duration: super::MediaDuration,
+    },
+    /// The rendition was left out of the ladder (its keyframes do not line
+    /// up with the cuts): the master no longer names it.
+    Dropped { rendition: usize, why: String },
+    /// The rendition's playlist (or, with `archive`, its archive) has a
+    /// version stored: sent by its publisher.
+    Published { rendition: usize, archive: bool },
+}

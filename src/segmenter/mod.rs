@@ -8,6 +8,7 @@
 //! parsers are off (see [`crate::codec::keyframe`]).
 
 pub mod cutter;
+pub mod ladder;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,8 @@ pub enum SegmenterError {
     NoStreams,
     #[error("--format fmp4: {0}")]
     Unpackageable(String),
+    #[error("--ladder: {0}")]
+    Ladder(String),
     #[error("error reading input: {0}")]
     Read(String),
     #[error("cannot write segment to the spool directory: {0}")]

@@ -12,6 +12,7 @@
 //! finished.
 
 pub mod defaults;
+pub mod master;
 mod open;
 pub mod retry;
 pub mod s3;
@@ -63,7 +64,14 @@ pub struct UploaderConfig {
     pub flush_timeout: Duration,
     /// Also keep an archive playlist of the whole event.
     pub archive: Option<ArchiveConfig>,
+    /// Called once each playlist version is stored (with --ladder, the
+    /// master waits for every variant's first).
+    pub on_published: Option<PublishedHook>,
 }
+
+/// See [`UploaderConfig::on_published`]: called with `true` for a version
+/// of the archive.
+pub type PublishedHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// The archive playlist: every segment of the event.
 #[derive(Debug, Clone)]
@@ -94,6 +102,7 @@ impl UploaderConfig {
             retry: RetryPolicy::default(),
             flush_timeout: defaults::flush_timeout(),
             archive: None,
+            on_published: None,
         }
     }
 }
@@ -487,6 +496,9 @@ impl Uploader {
         self.summary.playlist_versions += 1;
         self.summary.playlist_bytes += text.len() as u64;
         log_version(&key, self.summary.playlist_versions, text);
+        if let Some(hook) = &self.cfg.on_published {
+            hook(false);
+        }
         Ok(())
     }
 
@@ -503,6 +515,9 @@ impl Uploader {
         self.summary.archive_versions += 1;
         self.summary.archive_bytes += text.len() as u64;
         log_version(&key, self.summary.archive_versions, text);
+        if let Some(hook) = &self.cfg.on_published {
+            hook(true);
+        }
         Ok(())
     }
 

@@ -1,0 +1,293 @@
+//! The master playlist of a ladder: [`MasterState`] decides (pure) what it
+//! says and when a version is due; [`publish_masters`] stores the versions.
+//!
+//! - A master names only what exists: it is first published once every
+//!   rendition still in the ladder has its codecs known and a version of its
+//!   playlist stored (with --archive, the archive master once every
+//!   rendition's archive has one).
+//! - BANDWIDTH is the measured peak segment bit rate of the variant (plus
+//!   that of the audio rendition with fMP4), never below an encoded rung's
+//!   rate-control bound; when a later segment exceeds what was declared, a
+//!   new version is published with a logged line. The peak counts every
+//!   segment cut, which includes those not yet listed, so a master never
+//!   declares less than what its variants list.
+//! - A rendition left out of the ladder is dropped from the next version.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::retry::Retrier;
+use super::store::{Body, ObjectMeta, Store};
+use super::{object_key, UploadError, PLAYLIST_CONTENT_TYPE};
+use crate::journal;
+use crate::master::{AudioRendition, Master, RateTracker, Variant};
+use crate::media::{LadderEvent, Packaging, RenditionLayout};
+
+/// The audio rendition group's id in an fMP4 ladder's master.
+const AUDIO_GROUP: &str = "audio";
+
+/// What a ladder's masters say, from the events of its renditions.
+pub struct MasterState {
+    layout: Vec<RenditionLayout>,
+    packaging: Packaging,
+    /// The media playlist's name in each rendition's folder.
+    index_name: String,
+    /// The archive's name, with --archive.
+    archive_name: Option<String>,
+    video: Vec<Option<String>>,
+    audio: Vec<Option<String>>,
+    codecs_known: Vec<bool>,
+    rates: Vec<RateTracker>,
+    published: Vec<bool>,
+    archived: Vec<bool>,
+    active: Vec<bool>,
+    /// A version of the master (and of the archive master) was handed out.
+    master_out: bool,
+    archive_out: bool,
+    /// Something the published master says changed.
+    changed: bool,
+}
+
+/// A master version to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The archive master (else the live one).
+    pub archive: bool,
+    pub text: String,
+}
+
+impl MasterState {
+    pub fn new(
+        layout: Vec<RenditionLayout>,
+        packaging: Packaging,
+        index_name: &str,
+        archive_name: Option<&str>,
+    ) -> Self {
+        let n = layout.len();
+        MasterState {
+            rates: layout
+                .iter()
+                .map(|r| RateTracker::new(r.floor_bps))
+                .collect(),
+            layout,
+            packaging,
+            index_name: index_name.to_string(),
+            archive_name: archive_name.map(str::to_string),
+            video: vec![None; n],
+            audio: vec![None; n],
+            codecs_known: vec![false; n],
+            published: vec![false; n],
+            archived: vec![false; n],
+            active: vec![true; n],
+            master_out: false,
+            archive_out: false,
+            changed: false,
+        }
+    }
+
+    /// Takes one event of the run.
+    pub fn on(&mut self, event: LadderEvent) {
+        match event {
+            LadderEvent::Codecs {
+                rendition,
+                video,
+                audio,
+            } => {
+                if let Some(known) = self.codecs_known.get_mut(rendition) {
+                    *known = true;
+                    self.video[rendition] = video;
+                    self.audio[rendition] = audio;
+                }
+            }
+            LadderEvent::Segment {
+                rendition,
+                bytes,
+                duration,
+                ..
+            } => {
+                if let Some(rate) = self.rates.get_mut(rendition) {
+                    rate.record(bytes, duration);
+                    if self.master_out && rate.raise_if_exceeded() {
+                        log::info!(
+                            "{}: a segment of {} bytes in {} s is above the BANDWIDTH \
+                             declared; publishing the master again with {} bit/s",
+                            self.layout[rendition].label,
+                            bytes,
+                            duration,
+                            rate.declared()
+                        );
+                        self.changed = true;
+                    }
+                }
+            }
+            LadderEvent::Dropped { rendition, .. } => {
+                if let Some(a) = self.active.get_mut(rendition) {
+                    if *a {
+                        *a = false;
+                        self.changed = true;
+                    }
+                }
+            }
+            LadderEvent::Published { rendition, archive } => {
+                let flags = if archive {
+                    &mut self.archived
+                } else {
+                    &mut self.published
+                };
+                if let Some(f) = flags.get_mut(rendition) {
+                    *f = true;
+                }
+            }
+        }
+    }
+
+    fn ready(&self, flags: &[bool]) -> bool {
+        (0..self.layout.len()).all(|r| !self.active[r] || (flags[r] && self.codecs_known[r]))
+            && self.active.iter().any(|&a| a)
+    }
+
+    /// The versions due now: the first once everything it names exists,
+    /// then one after each change.
+    pub fn due(&mut self) -> Vec<Due> {
+        let mut out = Vec::new();
+        let changed = std::mem::take(&mut self.changed);
+        if self.ready(&self.published) && (!self.master_out || changed) {
+            if !self.master_out {
+                for rate in &mut self.rates {
+                    rate.declare();
+                }
+            }
+            self.master_out = true;
+            out.push(Due {
+                archive: false,
+                text: self.render(&self.index_name),
+            });
+        }
+        if let Some(name) = self.archive_name.clone() {
+            if self.ready(&self.archived) && (!self.archive_out || changed) {
+                self.archive_out = true;
+                out.push(Due {
+                    archive: true,
+                    text: self.render(&name),
+                });
+            }
+        }
+        if !self.master_out && changed {
+            // nothing published yet: the first version has it all
+            self.changed = false;
+        }
+        out
+    }
+
+    /// The master naming each active rendition's playlist `name`.
+    pub fn render(&self, name: &str) -> String {
+        let audio = (0..self.layout.len()).find(|&r| self.active[r] && self.layout[r].audio_only);
+        let audio_codecs = audio.and_then(|a| self.audio[a].clone());
+        let audio_rate = audio.map_or(0, |a| self.rates[a].declared());
+        let audio_average = audio.and_then(|a| self.rates[a].average()).unwrap_or(0);
+        let mut variants = Vec::new();
+        for r in 0..self.layout.len() {
+            let l = &self.layout[r];
+            if !self.active[r] || l.audio_only {
+                continue;
+            }
+            let codecs: Vec<String> = [self.video[r].clone(), self.audio[r].clone()]
+                .into_iter()
+                .flatten()
+                .chain(audio_codecs.clone())
+                .collect();
+            variants.push(Variant {
+                uri: format!("{}/{name}", l.folder),
+                bandwidth: self.rates[r].declared() + audio_rate,
+                average_bandwidth: self.rates[r].average().map(|a| a + audio_average),
+                codecs,
+                resolution: l.resolution,
+                frame_rate: l.frame_rate,
+                audio_group: audio.map(|_| AUDIO_GROUP.to_string()),
+                closed_captions: false,
+            });
+        }
+        let audio = audio
+            .map(|a| AudioRendition {
+                group_id: AUDIO_GROUP.to_string(),
+                name: "audio".to_string(),
+                uri: format!("{}/{name}", self.layout[a].folder),
+                default: true,
+                language: None,
+                channels: None,
+            })
+            .into_iter()
+            .collect();
+        Master {
+            version: crate::master::version_for(self.packaging),
+            independent_segments: true,
+            audio,
+            variants,
+        }
+        .render()
+    }
+}
+
+/// Where the masters go.
+pub struct MasterTarget {
+    pub store: Arc<dyn Store>,
+    pub retrier: Retrier,
+    pub key_prefix: String,
+    pub master_name: String,
+    /// The archive master's name (the archive's own), with --archive.
+    pub archive_name: Option<String>,
+    pub cache_control: String,
+}
+
+/// What the masters' publisher did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MasterSummary {
+    pub versions: u64,
+    pub archive_versions: u64,
+}
+
+/// Publishes the masters as `events` say, until every sender is gone (the
+/// segmenter and every rendition's publisher have ended).
+pub async fn publish_masters(
+    mut state: MasterState,
+    mut events: UnboundedReceiver<LadderEvent>,
+    target: MasterTarget,
+) -> Result<MasterSummary, UploadError> {
+    let mut summary = MasterSummary::default();
+    while let Some(event) = events.recv().await {
+        state.on(event);
+        // take what else has arrived: one version for a burst of events
+        while let Ok(event) = events.try_recv() {
+            state.on(event);
+        }
+        for due in state.due() {
+            let (name, count) = match (due.archive, &target.archive_name) {
+                (true, Some(a)) => (a.clone(), &mut summary.archive_versions),
+                _ => (target.master_name.clone(), &mut summary.versions),
+            };
+            let key = object_key(&target.key_prefix, &name);
+            let body = Body::Bytes(Arc::new(due.text.clone().into_bytes()));
+            let meta = ObjectMeta {
+                content_type: PLAYLIST_CONTENT_TYPE.to_string(),
+                cache_control: target.cache_control.clone(),
+            };
+            let store = target.store.clone();
+            target
+                .retrier
+                .run(&format!("PUT {key}"), || {
+                    store.put(key.clone(), body.clone(), meta.clone())
+                })
+                .await
+                .map_err(|source| UploadError::Store {
+                    key: key.clone(),
+                    destination: target.store.describe(),
+                    source,
+                })?;
+            *count += 1;
+            log::info!("published {key} version {count}");
+            journal::published(&key, *count, due.text.as_bytes());
+        }
+    }
+    Ok(summary)
+}
