@@ -23,6 +23,7 @@ pub mod segmenter;
 pub mod serve;
 pub mod spool;
 pub mod timeline;
+pub mod transcode;
 pub mod ts;
 pub mod uploader;
 
