@@ -1,0 +1,384 @@
+//! `--ladder` through the binary into a local directory: the master and
+//! every variant playlist follow RFC 8216 (BANDWIDTH at least the peak
+//! segment bit rate, RESOLUTION and CODECS as ffprobe reads the segments,
+//! every rendition listing the same numbers with the same EXTINF), the
+//! master is stored only after every variant playlist; `streams` keeps each
+//! input stream's packets unchanged; bad ladders end with one line and
+//! exit 2.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+use live_upload::master;
+
+/// A 720p30 test pattern with a tone, a keyframe every 2 s.
+fn make_720p(path: &Path, seconds: u32) {
+    let t = seconds.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "60",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "mpegts",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// (profile_idc, level_idc) from an `avc1.PPCCLL` codec string.
+fn avc_profile_level(codecs: &[String]) -> (u32, u32) {
+    let avc = codecs
+        .iter()
+        .find(|c| c.starts_with("avc1."))
+        .expect("an avc1 codec");
+    let hex = &avc[5..];
+    (
+        u32::from_str_radix(&hex[0..2], 16).unwrap(),
+        u32::from_str_radix(&hex[4..6], 16).unwrap(),
+    )
+}
+
+fn profile_idc(name: &str) -> u32 {
+    match name {
+        "Baseline" | "Constrained Baseline" => 66,
+        "Main" => 77,
+        "High" => 100,
+        other => panic!("unexpected profile {other}"),
+    }
+}
+
+/// The segments (uri, EXTINF) a final media playlist lists, by number.
+fn listed(text: &str) -> BTreeMap<u64, (String, f64)> {
+    let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+    pl.segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                pl.media_sequence + i as u64,
+                (s.uri.clone(), f64::from(s.duration)),
+            )
+        })
+        .collect()
+}
+
+fn ladder_follows_the_rules(format: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    make_720p(&input, 10);
+    let run = run_file(
+        &input,
+        "2",
+        &[
+            "--format",
+            format,
+            "--ladder",
+            "source,480p@1200k,360p@600k",
+        ],
+    );
+    assert_eq!(run.code(), Some(0), "{format}: stderr:\n{}", run.stderr());
+    let events = events(&run.journal());
+    let mut folders = vec!["source", "480p-1200k", "360p-600k"];
+    if format == "fmp4" {
+        folders.push("audio");
+    }
+    // every rendition's playlist versions follow RFC 8216; same numbers and EXTINF
+    let mut finals = Vec::new();
+    for f in &folders {
+        let (_, text) = check_playlists(&events, &format!("ev/{f}/index.m3u8"), &format!("ev/{f}"));
+        finals.push(listed(&text));
+    }
+    let numbers: Vec<(u64, f64)> = finals[0].iter().map(|(n, (_, d))| (*n, *d)).collect();
+    assert!(numbers.len() >= 4, "{format}: segments {numbers:?}");
+    for (f, fin) in folders.iter().zip(&finals) {
+        let theirs: Vec<(u64, f64)> = fin.iter().map(|(n, (_, d))| (*n, *d)).collect();
+        assert_eq!(
+            theirs, numbers,
+            "{format}: {f} lists the same numbers and EXTINF"
+        );
+    }
+    // the master comes after every variant's first playlist version
+    let first = |key: &str| {
+        events
+            .iter()
+            .position(|e| matches!(e, Event::Published { key: k, .. } if k == key))
+    };
+    let master_at = first("ev/master.m3u8").expect("a master was published");
+    for f in &folders {
+        let at = first(&format!("ev/{f}/index.m3u8")).unwrap();
+        assert!(
+            at < master_at,
+            "{format}: {f}'s playlist is stored before the master"
+        );
+    }
+    let text = std::fs::read_to_string(run.object("ev/master.m3u8")).unwrap();
+    let parsed = master::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    assert_eq!(parsed.variants.len(), 3, "{text}");
+    assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+    let audio_peak = if format == "fmp4" {
+        assert_eq!(parsed.audio.len(), 1, "{text}");
+        peak(&run, "audio", &finals[3]).0
+    } else {
+        0.0
+    };
+    for (v, f) in parsed.variants.iter().zip(&folders) {
+        assert_eq!(v.uri, format!("{f}/index.m3u8"));
+        let fin = &finals[folders.iter().position(|x| x == f).unwrap()];
+        let (peak, first_file) = peak(&run, f, fin);
+        assert!(
+            v.bandwidth as f64 >= peak + audio_peak,
+            "{format}: {f}: BANDWIDTH {} below the peak {peak} (+ audio {audio_peak})",
+            v.bandwidth
+        );
+        let avg = v.average_bandwidth.expect("AVERAGE-BANDWIDTH");
+        assert!(avg > 0 && avg <= v.bandwidth, "{f}: {avg}");
+        // what ffprobe reads in the segment (with its init segment for fMP4)
+        let probe = ffprobe(
+            &first_file,
+            &[
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height,profile,level",
+                "-of",
+                "csv=p=0",
+            ],
+        );
+        let fields: Vec<&str> = probe.trim().lines().next().unwrap().split(',').collect();
+        let (w, h): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+        assert_eq!(v.resolution, Some((w, h)), "{format}: {f}: {probe}");
+        let (p, l) = avc_profile_level(&v.codecs);
+        assert_eq!(
+            (p, l),
+            (profile_idc(fields[0]), fields[3].parse().unwrap()),
+            "{format}: {f}: CODECS {:?} against ffprobe {probe}",
+            v.codecs
+        );
+        assert!(v.codecs.iter().any(|c| c == "mp4a.40.2"), "{:?}", v.codecs);
+        assert_eq!(v.frame_rate, Some(30.0));
+    }
+    // every rendition's segments start at the same time, within a frame
+    if format == "ts" {
+        for n in finals[0].keys() {
+            let starts: Vec<f64> = folders
+                .iter()
+                .zip(&finals)
+                .map(|(f, fin)| {
+                    let p = run.object(&format!("ev/{f}/{}", fin[n].0));
+                    first_pts(&p).0.expect("video")
+                })
+                .collect();
+            for s in &starts {
+                // a segment may open with B-frames displayed just before its keyframe
+                assert!(
+                    (s - starts[0]).abs() <= 1.0 / 30.0 + 1e-6,
+                    "segment {n}: {starts:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The peak bit rate of a rendition's listed segments, and a file ffprobe
+/// can read the first of them from (an init segment and the segment, for
+/// fMP4).
+fn peak(run: &Run, folder: &str, fin: &BTreeMap<u64, (String, f64)>) -> (f64, std::path::PathBuf) {
+    let mut peak = 0f64;
+    for (uri, d) in fin.values() {
+        let bytes = std::fs::metadata(run.object(&format!("ev/{folder}/{uri}")))
+            .unwrap()
+            .len();
+        peak = peak.max(bytes as f64 * 8.0 / d);
+    }
+    let (uri, _) = fin.values().next().unwrap();
+    let seg = run.object(&format!("ev/{folder}/{uri}"));
+    if !uri.ends_with(".m4s") {
+        return (peak, seg);
+    }
+    let dir = run.object(&format!("ev/{folder}"));
+    let init = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "mp4"))
+        .expect("an init segment");
+    let joined = run.dir.path().join(format!("{folder}-first.mp4"));
+    let mut bytes = std::fs::read(init).unwrap();
+    bytes.extend(std::fs::read(seg).unwrap());
+    std::fs::write(&joined, bytes).unwrap();
+    (peak, joined)
+}
+
+#[test]
+fn a_ts_ladder_follows_the_rules() {
+    ladder_follows_the_rules("ts");
+}
+
+#[test]
+fn an_fmp4_ladder_follows_the_rules() {
+    ladder_follows_the_rules("fmp4");
+}
+
+/// (pts, MD5 of the data) of every packet of video stream `v`.
+fn packet_hashes(path: &Path, v: usize) -> Vec<(i64, String)> {
+    let out = ffprobe(
+        path,
+        &[
+            "-select_streams",
+            &format!("v:{v}"),
+            "-show_data_hash",
+            "md5",
+            "-show_entries",
+            "packet=pts,data_hash",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    out.lines()
+        .filter_map(|l| {
+            let (pts, hash) = l.trim().split_once(',')?;
+            Some((pts.parse().ok()?, hash.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_ladder_of_streams_keeps_each_streams_packets() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("three.ts");
+    // one encoder making three aligned video streams, and a fourth whose
+    // keyframes fall elsewhere
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "8",
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-s:v:1",
+        "426x240",
+        "-s:v:2",
+        "320x180",
+        "-g:v:3",
+        "45",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-f",
+        "mpegts",
+        input.to_str().unwrap(),
+    ]);
+    let run = run_file(&input, "2", &["--ladder", "streams"]);
+    assert_eq!(run.code(), Some(0), "stderr:\n{}", run.stderr());
+    assert!(
+        run.stderr().contains("stream 3 is left out of the ladder"),
+        "the misaligned stream is named:\n{}",
+        run.stderr()
+    );
+    let text = std::fs::read_to_string(run.object("ev/master.m3u8")).unwrap();
+    let parsed = master::parse(&text).unwrap();
+    assert_eq!(parsed.variants.len(), 3, "{text}");
+    let events = events(&run.journal());
+    for v in 0..3 {
+        let folder = format!("stream{v}");
+        let (_, final_text) = check_playlists(
+            &events,
+            &format!("ev/{folder}/index.m3u8"),
+            &format!("ev/{folder}"),
+        );
+        let mut joined = Vec::new();
+        for (uri, _) in listed(&final_text).values() {
+            joined.extend(std::fs::read(run.object(&format!("ev/{folder}/{uri}"))).unwrap());
+        }
+        let path = run.dir.path().join(format!("{folder}.ts"));
+        std::fs::write(&path, joined).unwrap();
+        let ours = packet_hashes(&path, 0);
+        let theirs = packet_hashes(&input, v);
+        assert!(!ours.is_empty());
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "stream {v}: every packet is published"
+        );
+        assert_eq!(ours, theirs, "stream {v}: the packets are unchanged");
+    }
+}
+
+#[test]
+fn bad_ladders_get_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("small.ts");
+    make_av(&input, 2, 30, &[]);
+    for (ladder, says) in [
+        (
+            "source,480p",
+            "--ladder \"source,480p\": rung \"480p\": expected",
+        ),
+        ("source,source", "rung source is given twice"),
+        (
+            "source,480p@1200k",
+            "rung 480p@1200k is taller than the input's 240 lines",
+        ),
+        (
+            "streams",
+            "--ladder streams needs an input with two or more video streams; it has 1",
+        ),
+    ] {
+        let run = run_file(&input, "2", &["--ladder", ladder]);
+        assert_eq!(run.code(), Some(2), "{ladder}: {}", run.stderr());
+        let stderr = run.stderr();
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.to_lowercase().contains("error"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{ladder}: one line: {errors:?}");
+        assert!(errors[0].contains(says), "{ladder}: {}", errors[0]);
+        assert!(
+            !run.object("ev/master.m3u8").exists(),
+            "{ladder}: nothing published"
+        );
+    }
+}
