@@ -19,16 +19,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg_next::format::context::Input;
 use ffmpeg_next::media::Type as Media;
 
 use super::cutter::{Cutter, CutterConfig};
 use super::{
-    medium_name, open_error, packet_info, Announcer, SegmenterConfig, SegmenterError,
+    medium_name, open_error, packet_info, read_packet, Announcer, SegmenterConfig, SegmenterError,
     SegmenterSummary, StreamMeta, StreamPlan,
 };
 use crate::channel::Outbox;
@@ -41,7 +40,7 @@ use crate::media::{
     self, Event, LadderEvent, LadderSpec, MediaTime, Packaging, RenditionLayout, Rung,
 };
 use crate::package::fmp4::{Fmp4Packager, StreamKind};
-use crate::package::mux::{MuxSample, Ready, Sample, TimedCut, TimedSegments, TsMuxer};
+use crate::package::mux::{Ready, Sample, TimedCut, TimedSegments, TsMuxer};
 use crate::package::ts::router::{ClosedSegment, Router};
 use crate::package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
 use crate::spool;
@@ -581,18 +580,7 @@ impl Timed {
             }
             match &mut self.sink {
                 Sink::Ts(muxer) => {
-                    let samples: Vec<MuxSample<'_>> = seg
-                        .samples
-                        .iter()
-                        .map(|(track, s)| MuxSample {
-                            track: *track,
-                            pts: s.pts,
-                            dts: s.dts,
-                            key: s.key,
-                            data: &s.data,
-                        })
-                        .collect();
-                    let bytes = muxer.segment(&samples);
+                    let bytes = muxer.segment(&seg.mux_samples());
                     let name = (self.name)(seg.sequence);
                     let part = self.spool.join(format!("{name}.part"));
                     std::fs::write(&part, &bytes).map_err(Misaligned::io)?;
@@ -693,19 +681,11 @@ impl LadderLoop {
         cutter: &mut Cutter,
     ) -> Result<Option<SegmenterError>, SegmenterError> {
         loop {
-            let mut packet = ffmpeg::Packet::empty();
-            match packet.read(ictx) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => return Ok(None),
-                Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
-                Err(e) => {
-                    let read_err = lock(input).error.take();
-                    return Ok(Some(SegmenterError::Read(match read_err {
-                        Some(io) => io.to_string(),
-                        None => e.to_string(),
-                    })));
-                }
-            }
+            let packet = match read_packet(ictx, input, stop) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return Ok(None),
+                Err(e) => return Ok(Some(e)),
+            };
             let index = packet.stream();
             let Some(meta) = plan.streams.get(index).filter(|s| s.selected) else {
                 continue;

@@ -373,21 +373,11 @@ impl Run<'_> {
         packager: &mut dyn Packager,
     ) -> Result<Option<SegmenterError>, SegmenterError> {
         loop {
-            // a fresh packet each time: av_read_frame does not release what a
-            // reused packet still holds, and dropping a packet unreferences it
-            let mut packet = ffmpeg::Packet::empty();
-            match packet.read(ictx) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => return Ok(None),
-                Err(_) if stop.load(Ordering::Relaxed) => return Ok(None),
-                Err(e) => {
-                    let read_err = lock(input).error.take();
-                    return Ok(Some(SegmenterError::Read(match read_err {
-                        Some(io) => io.to_string(),
-                        None => e.to_string(),
-                    })));
-                }
-            }
+            let packet = match read_packet(ictx, input, stop) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return Ok(None),
+                Err(e) => return Ok(Some(e)),
+            };
             let index = packet.stream();
             let Some(meta) = plan.streams.get(index).filter(|s| s.selected) else {
                 continue;
@@ -405,6 +395,30 @@ impl Run<'_> {
             })?;
             let finished = packager.take_finished()?;
             self.send(finished)?;
+        }
+    }
+}
+
+/// The next packet of the input; `None` at its end (or once a stop was
+/// asked for), the read error that ended it otherwise.
+fn read_packet(
+    ictx: &mut Input,
+    input: &Mutex<InputBuffer>,
+    stop: &AtomicBool,
+) -> Result<Option<ffmpeg::Packet>, SegmenterError> {
+    // a fresh packet each time: av_read_frame does not release what a
+    // reused packet still holds, and dropping a packet unreferences it
+    let mut packet = ffmpeg::Packet::empty();
+    match packet.read(ictx) {
+        Ok(()) => Ok(Some(packet)),
+        Err(ffmpeg::Error::Eof) => Ok(None),
+        Err(_) if stop.load(Ordering::Relaxed) => Ok(None),
+        Err(e) => {
+            let read_err = lock(input).error.take();
+            Err(SegmenterError::Read(match read_err {
+                Some(io) => io.to_string(),
+                None => e.to_string(),
+            }))
         }
     }
 }
