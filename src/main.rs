@@ -218,9 +218,6 @@ struct Totals {
 }
 
 fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
-    if let Some(ladder) = &cfg.ladder {
-        return ladder::segment_and_publish(cfg, ladder, totals);
-    }
     // libav's own messages follow RUST_LOG too (target `libav`)
     live_upload::input::avlog::install(log::max_level());
     let runtime = runtime()?;
@@ -248,6 +245,9 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
         cfg.target,
         store.describe()
     );
+    if let Some(ladder) = &cfg.ladder {
+        return ladder::segment_and_publish(cfg, ladder, totals, &runtime, store, stop);
+    }
     let mut uploader = Uploader::new(store, uploader_config(cfg), stop.clone());
     let (first_sequence, first_discontinuity) = runtime.block_on(prepare(cfg, &mut uploader))?;
 

@@ -3,7 +3,7 @@
 //! spool folder, playlist, archive) and the masters their own; restarts
 //! continue every rendition at the same segment number.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 
@@ -15,35 +15,24 @@ use live_upload::media::{LadderEvent, RenditionLayout};
 use live_upload::segmenter::ladder::{run_ladder, LadderRun, Start};
 use live_upload::uploader::master::{publish_masters, MasterState, MasterTarget};
 use live_upload::uploader::retry::{Retrier, RetryPolicy};
-use live_upload::uploader::{object_key, open_store, UploadSummary, Uploader};
+use live_upload::uploader::store::Store;
+use live_upload::uploader::{object_key, UploadSummary, Uploader};
 
 use super::{
-    apply_resume, connect_timeout, first_unused, outcome, plan_resume, runtime, segmenter_config,
-    stop_on_signals, uploader_config, Failure, Outcome, Totals, CHANNEL_CAPACITY,
+    apply_resume, first_unused, outcome, plan_resume, segmenter_config, uploader_config, Failure,
+    Outcome, Totals, CHANNEL_CAPACITY,
 };
 
+/// Runs the ladder on the destination and spool directory that
+/// `super::segment_and_publish` opened.
 pub(super) fn segment_and_publish(
     cfg: &Config,
     ladder: &LadderConfig,
     totals: &mut Totals,
+    runtime: &tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    stop: Arc<AtomicBool>,
 ) -> Outcome {
-    live_upload::input::avlog::install(log::max_level());
-    let runtime = runtime()?;
-    let store = runtime
-        .block_on(open_store(
-            &cfg.destination,
-            &cfg.s3,
-            cfg.acl.clone(),
-            connect_timeout(cfg.request_timeout),
-        ))
-        .map_err(Failure::Storage)?;
-    std::fs::create_dir_all(&cfg.spool_dir).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot create spool directory {}: {e}",
-            cfg.spool_dir.display()
-        ))
-    })?;
-    let stop = stop_on_signals()?;
     let (layout_tx, layout_rx) = mpsc::channel();
     let (start_tx, start_rx) = mpsc::channel();
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();

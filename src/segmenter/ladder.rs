@@ -737,7 +737,13 @@ impl LadderLoop {
     ) -> Result<(), SegmenterError> {
         let anchor = info.stream == self.plan_anchor;
         let track = self.tracks.iter().position(|t| t.stream == info.stream);
-        if let Some(a) = track.filter(|&a| a == 0) {
+        // read from the first track's packets until every rendition has it
+        let wants_audio = || {
+            self.renditions
+                .iter()
+                .any(|r| r.codecs.audio.is_none() && !r.audio.is_empty())
+        };
+        if let Some(a) = track.filter(|&a| a == 0 && wants_audio()) {
             let codec = audio_codecs(&self.tracks[a], data);
             for r in &mut self.renditions {
                 if r.codecs.audio.is_none() && !r.audio.is_empty() {
