@@ -570,20 +570,20 @@ impl Timed {
         ready: Vec<Ready>,
         timings: &BTreeMap<u64, SegmentTiming>,
         out: &mut Vec<Finished>,
-    ) -> Result<(), Misaligned> {
+    ) -> std::io::Result<Option<Misaligned>> {
         for seg in ready {
             if seg.offset.abs() > self.tolerance {
-                return Err(Misaligned {
+                return Ok(Some(Misaligned {
                     sequence: seg.sequence,
                     by: seg.offset,
-                });
+                }));
             }
             match &mut self.sink {
                 Sink::Ts(muxer) => {
                     let bytes = muxer.segment(&seg.mux_samples());
                     let name = (self.name)(seg.sequence);
                     let part = self.spool.join(format!("{name}.part"));
-                    std::fs::write(&part, &bytes).map_err(Misaligned::io)?;
+                    std::fs::write(&part, &bytes)?;
                     out.push(Finished::Segment(ClosedSegment {
                         sequence: seg.sequence,
                         part,
@@ -598,16 +598,14 @@ impl Timed {
                         .sequence
                         .checked_sub(1)
                         .and_then(|n| timings.get(&n).copied());
-                    files
-                        .on_cut(Cut {
-                            pos: 0,
-                            sequence: seg.sequence,
-                            pts: None,
-                            start: MediaTime(seg.start),
-                            discontinuity: seg.discontinuity,
-                            closed,
-                        })
-                        .map_err(Misaligned::io)?;
+                    files.on_cut(Cut {
+                        pos: 0,
+                        sequence: seg.sequence,
+                        pts: None,
+                        start: MediaTime(seg.start),
+                        discontinuity: seg.discontinuity,
+                        closed,
+                    })?;
                     for (_, s) in &seg.samples {
                         let info = PacketInfo {
                             stream: 0,
@@ -617,21 +615,19 @@ impl Timed {
                             duration: media::MediaDuration::ZERO,
                             key: s.key,
                         };
-                        files
-                            .on_packet(&Demuxed {
-                                info: &info,
-                                times: Some((s.dts, s.pts)),
-                                data: &s.data,
-                                anchor: true,
-                                hold: None,
-                            })
-                            .map_err(Misaligned::io)?;
+                        files.on_packet(&Demuxed {
+                            info: &info,
+                            times: Some((s.dts, s.pts)),
+                            data: &s.data,
+                            anchor: true,
+                            hold: None,
+                        })?;
                     }
-                    out.extend(files.take_finished().map_err(Misaligned::io)?);
+                    out.extend(files.take_finished()?);
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     fn abandon(&mut self) {
@@ -641,22 +637,12 @@ impl Timed {
     }
 }
 
-/// A timed rendition's segment that does not line up with its cut (or the
-/// spool failed while writing it).
+/// A timed rendition's segment whose first keyframe is `by` ticks from
+/// its cut.
 #[derive(Debug)]
 struct Misaligned {
     sequence: u64,
     by: i64,
-}
-
-impl Misaligned {
-    fn io(e: std::io::Error) -> Misaligned {
-        log::warn!("--ladder: cannot write a segment: {e}");
-        Misaligned {
-            sequence: 0,
-            by: i64::MAX,
-        }
-    }
 }
 
 struct LadderLoop {
@@ -844,7 +830,7 @@ impl LadderLoop {
                 Maker::Timed(t) => {
                     let ready = t.segments.take_ready();
                     let mut out = Vec::new();
-                    if let Err(m) = t.made(ready, &self.gate.timings, &mut out) {
+                    if let Some(m) = t.made(ready, &self.gate.timings, &mut out)? {
                         self.gate.drop_rendition(i, &r.layout.label, m);
                         t.abandon();
                         continue;
@@ -874,7 +860,7 @@ impl LadderLoop {
                 Maker::Timed(t) => {
                     let ready = t.segments.finish();
                     let mut out = Vec::new();
-                    if let Err(m) = t.made(ready, &self.gate.timings, &mut out) {
+                    if let Some(m) = t.made(ready, &self.gate.timings, &mut out)? {
                         self.gate.drop_rendition(i, &r.layout.label, m);
                         t.abandon();
                         continue;
@@ -1058,15 +1044,11 @@ impl Gate {
             return;
         }
         self.active[r] = false;
-        let why = if m.by == i64::MAX {
-            "its segment could not be written".to_string()
-        } else {
-            format!(
-                "its keyframe for segment {} is {:.3} s from the cut",
-                m.sequence,
-                m.by as f64 / TICKS_PER_SECOND as f64
-            )
-        };
+        let why = format!(
+            "its keyframe for segment {} is {:.3} s from the cut",
+            m.sequence,
+            m.by as f64 / TICKS_PER_SECOND as f64
+        );
         log::warn!("--ladder: {label} is left out of the ladder: {why}");
         for held in self.held.values_mut() {
             if let Some(c) = held.remove(&r) {
