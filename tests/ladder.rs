@@ -16,34 +16,7 @@ use live_upload::master;
 
 /// A 720p30 test pattern with a tone, a keyframe every 2 s.
 fn make_720p(path: &Path, seconds: u32) {
-    let t = seconds.to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=1280x720:rate=30",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &t,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "60",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-f",
-        "mpegts",
-        path.to_str().unwrap(),
-    ]);
+    make_av_sized(path, "1280x720", seconds, 60, &[]);
 }
 
 /// (profile_idc, level_idc) from an `avc1.PPCCLL` codec string.

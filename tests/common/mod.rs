@@ -32,16 +32,22 @@ pub fn ffmpeg(args: &[&str]) {
     );
 }
 
-/// A test pattern with a tone, encoded to MPEG-TS at `path`.
+/// A 320x240 test pattern with a tone, encoded to MPEG-TS at `path`.
 /// `extra` go before the output file (codec options, offsets).
 pub fn make_av(path: &Path, seconds: u32, gop: u32, extra: &[&str]) {
+    make_av_sized(path, "320x240", seconds, gop, extra);
+}
+
+/// Like [`make_av`], with pictures of `size` (`WxH`).
+pub fn make_av_sized(path: &Path, size: &str, seconds: u32, gop: u32, extra: &[&str]) {
     let t = seconds.to_string();
     let g = gop.to_string();
+    let pattern = format!("testsrc2=size={size}:rate=30");
     let mut args = vec![
         "-f",
         "lavfi",
         "-i",
-        "testsrc2=size=320x240:rate=30",
+        &pattern,
         "-f",
         "lavfi",
         "-i",
