@@ -2,8 +2,8 @@
 //! says and when a version is due; [`publish_masters`] stores the versions.
 //!
 //! - A master names only what exists: it is first published once every
-//!   rendition still in the ladder has its codecs known and a version of its
-//!   playlist stored (with --archive, the archive master once every
+//!   rendition still in the ladder has its codecs known, a segment of this
+//!   run measured and a version of its playlist stored (with --archive, the archive master once every
 //!   rendition's archive has one).
 //! - BANDWIDTH is the measured peak segment bit rate of the variant (plus
 //!   that of the audio rendition with fMP4), never below an encoded rung's
@@ -38,6 +38,8 @@ pub struct MasterState {
     video: Vec<Option<String>>,
     audio: Vec<Option<String>>,
     codecs_known: Vec<bool>,
+    /// A segment of this run was cut: its rate is measured.
+    measured: Vec<bool>,
     rates: Vec<RateTracker>,
     published: Vec<bool>,
     archived: Vec<bool>,
@@ -77,6 +79,7 @@ impl MasterState {
             video: vec![None; n],
             audio: vec![None; n],
             codecs_known: vec![false; n],
+            measured: vec![false; n],
             published: vec![false; n],
             archived: vec![false; n],
             active: vec![true; n],
@@ -107,8 +110,9 @@ impl MasterState {
                 ..
             } => {
                 if let Some(rate) = self.rates.get_mut(rendition) {
+                    self.measured[rendition] = true;
                     rate.record(bytes, duration);
-                    if self.master_out && rate.raise_if_exceeded() {
+                    if (self.master_out || self.archive_out) && rate.raise_if_exceeded() {
                         log::info!(
                             "{}: a segment of {} bytes in {} s is above the BANDWIDTH \
                              declared; publishing the master again with {} bit/s",
@@ -142,8 +146,12 @@ impl MasterState {
         }
     }
 
+    /// Every active rendition has `flags` (a stored playlist, or archive),
+    /// its codecs and a measured rate: after a restart, a restored archive
+    /// is stored again before this run has cut anything.
     fn ready(&self, flags: &[bool]) -> bool {
-        (0..self.layout.len()).all(|r| !self.active[r] || (flags[r] && self.codecs_known[r]))
+        (0..self.layout.len())
+            .all(|r| !self.active[r] || (flags[r] && self.codecs_known[r] && self.measured[r]))
             && self.active.iter().any(|&a| a)
     }
 
@@ -152,26 +160,30 @@ impl MasterState {
     pub fn due(&mut self) -> Vec<Due> {
         let mut out = Vec::new();
         let changed = std::mem::take(&mut self.changed);
-        if self.ready(&self.published) && (!self.master_out || changed) {
-            if !self.master_out {
-                for rate in &mut self.rates {
-                    rate.declare();
-                }
+        let first = !self.master_out && !self.archive_out;
+        let live_due = self.ready(&self.published) && (!self.master_out || changed);
+        let archive_due = self.archive_name.is_some()
+            && self.ready(&self.archived)
+            && (!self.archive_out || changed);
+        if first && (live_due || archive_due) {
+            // whichever master goes out first declares the rates both name
+            for rate in &mut self.rates {
+                rate.declare();
             }
+        }
+        if live_due {
             self.master_out = true;
             out.push(Due {
                 archive: false,
                 text: self.render(&self.index_name),
             });
         }
-        if let Some(name) = self.archive_name.clone() {
-            if self.ready(&self.archived) && (!self.archive_out || changed) {
-                self.archive_out = true;
-                out.push(Due {
-                    archive: true,
-                    text: self.render(&name),
-                });
-            }
+        if let Some(name) = self.archive_name.clone().filter(|_| archive_due) {
+            self.archive_out = true;
+            out.push(Due {
+                archive: true,
+                text: self.render(&name),
+            });
         }
         if !self.master_out && changed {
             // nothing published yet: the first version has it all
@@ -290,4 +302,82 @@ pub async fn publish_masters(
         }
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::MediaDuration;
+
+    fn layout() -> Vec<RenditionLayout> {
+        ["source", "360p-600k"]
+            .iter()
+            .map(|f| RenditionLayout {
+                folder: f.to_string(),
+                label: f.to_string(),
+                audio_only: false,
+                resolution: Some((640, 360)),
+                frame_rate: Some(30.0),
+                floor_bps: 0,
+            })
+            .collect()
+    }
+
+    fn codecs(rendition: usize) -> LadderEvent {
+        LadderEvent::Codecs {
+            rendition,
+            video: Some("avc1.64001e".into()),
+            audio: Some("mp4a.40.2".into()),
+        }
+    }
+
+    fn segment(rendition: usize, bytes: u64) -> LadderEvent {
+        LadderEvent::Segment {
+            rendition,
+            sequence: 1,
+            bytes,
+            duration: MediaDuration::from_secs(2.0),
+        }
+    }
+
+    #[test]
+    fn a_master_waits_for_a_measured_segment_of_every_rendition() {
+        let mut s = MasterState::new(layout(), Packaging::Ts, "index.m3u8", Some("archive.m3u8"));
+        // a restart: the restored archives are stored again before anything is cut
+        for r in 0..2 {
+            s.on(LadderEvent::Published {
+                rendition: r,
+                archive: true,
+            });
+            s.on(codecs(r));
+        }
+        assert!(s.due().is_empty(), "no rate is measured yet");
+        s.on(segment(0, 500_000));
+        assert!(s.due().is_empty(), "one rendition is not measured yet");
+        s.on(segment(1, 150_000));
+        let due = s.due();
+        assert_eq!(due.len(), 1);
+        assert!(due[0].archive);
+        let archive = crate::master::parse(&due[0].text).unwrap();
+        assert!(
+            archive.variants.iter().all(|v| v.bandwidth >= 600_000),
+            "{archive:?}"
+        );
+        // the live master, when its playlists are stored, declares the same rates
+        for r in 0..2 {
+            s.on(LadderEvent::Published {
+                rendition: r,
+                archive: false,
+            });
+        }
+        let due = s.due();
+        assert_eq!(due.len(), 1);
+        let live = crate::master::parse(&due[0].text).unwrap();
+        let rates = |m: &Master| m.variants.iter().map(|v| v.bandwidth).collect::<Vec<_>>();
+        assert_eq!(rates(&live), rates(&archive));
+        assert!(live.variants[0].uri.ends_with("/index.m3u8"));
+        // a segment above what was declared republishes both
+        s.on(segment(1, 400_000));
+        assert_eq!(s.due().len(), 2);
+    }
 }
