@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::master::Master;
 use crate::media::MediaDuration;
 use crate::playlist::{Entry, Playlist};
 use crate::resume::Published;
@@ -84,6 +85,11 @@ pub enum RangeError {
     AfterEnd { bound: String, end: String },
     #[error("no archived segment lies in the range (it falls in a break in the event)")]
     NoSegments,
+    #[error(
+        "the renditions' archives disagree over the range: {rendition} does not list the \
+         segments {first} does"
+    )]
+    Unaligned { rendition: String, first: String },
 }
 
 /// The segments of `archive` that overlap `[from, to)`: the clip covers the
@@ -169,6 +175,63 @@ pub fn select(archive: &Published, from: Bound, to: Bound) -> Result<Vec<Entry>,
         return Err(RangeError::NoSegments);
     }
     Ok(chosen)
+}
+
+/// Where a rendition's clip goes: beside its archive playlist (`uri`, as
+/// the archive master names it), under the clip's name, so that the
+/// archive's relative segment URIs stay valid.
+pub fn beside(uri: &str, name: &str) -> String {
+    match uri.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The archive playlists an archive master names: every variant's, then
+/// every audio rendition's, each once.
+pub fn renditions(master: &Master) -> Vec<String> {
+    let mut uris: Vec<String> = Vec::new();
+    let named = master.variants.iter().map(|v| &v.uri);
+    for uri in named.chain(master.audio.iter().map(|a| &a.uri)) {
+        if !uris.contains(uri) {
+            uris.push(uri.clone());
+        }
+    }
+    uris
+}
+
+/// The clip master: the archive master's variants and audio renditions,
+/// each naming its rendition's clip (see [`beside`]) instead of its archive.
+pub fn clip_master(archive: &Master, name: &str) -> Master {
+    let mut clip = archive.clone();
+    for v in &mut clip.variants {
+        v.uri = beside(&v.uri, name);
+    }
+    for a in &mut clip.audio {
+        a.uri = beside(&a.uri, name);
+    }
+    clip
+}
+
+/// Checks that every rendition's clip is the same run of segments (the
+/// renditions of a ladder are cut in step, so their archives list the same
+/// numbers with the same durations): `choices` pairs each archive's URI
+/// with what [`select`] chose from it.
+pub fn check_aligned(choices: &[(String, Vec<Entry>)]) -> Result<(), RangeError> {
+    let shape = |c: &[Entry]| -> Vec<(u64, MediaDuration)> {
+        c.iter().map(|e| (e.sequence, e.duration)).collect()
+    };
+    let Some((_, first)) = choices.first() else {
+        return Ok(());
+    };
+    let want = shape(first);
+    match choices.iter().find(|(_, c)| shape(c) != want) {
+        Some((uri, _)) => Err(RangeError::Unaligned {
+            rendition: uri.clone(),
+            first: choices[0].0.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 const TICKS_PER_MILLI: i64 = TICKS_PER_SECOND / 1000;
@@ -422,5 +485,46 @@ mod tests {
         );
         undated.entries.clear();
         assert_eq!(select(&undated, o(0), o(1)), Err(RangeError::EmptyArchive));
+    }
+
+    #[test]
+    fn a_clip_master_names_each_renditions_clip_beside_its_archive() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,\
+            URI=\"audio/archive.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=2000000,CODECS=\"avc1.64001f,mp4a.40.2\",\
+            AUDIO=\"aud\",CLOSED-CAPTIONS=NONE\nsource/archive.m3u8\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=900000,CODECS=\"avc1.64001e,mp4a.40.2\",\
+            AUDIO=\"aud\",CLOSED-CAPTIONS=NONE\n360p-600k/archive.m3u8\n";
+        let archive = crate::master::parse(text).unwrap();
+        assert_eq!(
+            renditions(&archive),
+            [
+                "source/archive.m3u8",
+                "360p-600k/archive.m3u8",
+                "audio/archive.m3u8"
+            ]
+        );
+        let clip = clip_master(&archive, "goal.m3u8");
+        let uris: Vec<&str> = clip.variants.iter().map(|v| v.uri.as_str()).collect();
+        assert_eq!(uris, ["source/goal.m3u8", "360p-600k/goal.m3u8"]);
+        assert_eq!(clip.audio[0].uri, "audio/goal.m3u8");
+        assert_eq!(clip.variants[1].bandwidth, 900_000);
+        assert_eq!(beside("top.m3u8", "c.m3u8"), "c.m3u8");
+        // the renditions of one range agree; one that differs is named
+        let a = archive_choice();
+        let mut short = a.clone();
+        short.pop();
+        assert!(check_aligned(&[("x".into(), a.clone()), ("y".into(), a.clone())]).is_ok());
+        let err = check_aligned(&[("x".into(), a), ("y".into(), short)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("y does not list the segments x does"),
+            "{err}"
+        );
+    }
+
+    fn archive_choice() -> Vec<Entry> {
+        select(&archive(true), offset(0), offset(9 * S)).unwrap()
     }
 }

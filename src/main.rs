@@ -17,16 +17,18 @@ use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
 use live_upload::journal;
 use live_upload::media::segment::segment_name;
-use live_upload::media::{MediaDuration, Packaging};
+use live_upload::media::Packaging;
 use live_upload::resume;
 use live_upload::segmenter::{self, SegmenterConfig, SegmenterError, SegmenterSummary};
 use live_upload::serve::{ServeConfig, ServeFailure};
 use live_upload::spool;
 use live_upload::uploader::retry::RetryPolicy;
 use live_upload::uploader::{
-    open_store, ArchiveConfig, Destination, UploadError, UploadSummary, Uploader, UploaderConfig,
+    open_store, ArchiveConfig, UploadError, UploadSummary, Uploader, UploaderConfig,
 };
 
+#[path = "cmd/clip.rs"]
+mod clip;
 #[path = "cmd/ladder.rs"]
 mod ladder;
 
@@ -597,73 +599,10 @@ fn log_archive_plan(key: &str, a: &resume::ArchivePlan) {
 fn run_clip(opts: ClipOpts) -> Outcome {
     let cfg = ClipConfig::from_opts(opts).map_err(Failure::Options)?;
     init_logging(cfg.log_level);
-    let (key, url) = runtime()?.block_on(clip(&cfg))?;
+    let (key, url) = runtime()?.block_on(clip::clip(&cfg))?;
     println!("{key}");
     if let Some(url) = url {
         println!("{url}");
     }
     Ok(())
-}
-
-async fn clip(cfg: &ClipConfig) -> Result<(String, Option<String>), Failure> {
-    use live_upload::uploader::store::{Body, ObjectMeta};
-    use live_upload::uploader::{object_key, PLAYLIST_CONTENT_TYPE};
-    let storage = Failure::Storage;
-    if let Destination::Local(dir) = &cfg.destination {
-        if !dir.is_dir() {
-            return Err(storage(format!("{} is not a directory", dir.display())));
-        }
-    }
-    let store = open_store(
-        &cfg.destination,
-        &cfg.s3,
-        None,
-        connect_timeout(cfg.request_timeout),
-    )
-    .await
-    .map_err(storage)?;
-    let retrier = live_upload::uploader::retry::Retrier::new(RetryPolicy {
-        attempt_timeout: cfg.request_timeout,
-        ..RetryPolicy::default()
-    });
-    let key = object_key(&cfg.key_prefix, &cfg.archive);
-    let text = retrier
-        .run(&format!("GET {key}"), || store.get(key.clone()))
-        .await
-        .map_err(|e| storage(format!("{}: cannot read {key}: {e}", store.describe())))?
-        .ok_or_else(|| storage(format!("{}: there is no archive {key}", store.describe())))?;
-    let archive =
-        resume::parse_published(&text, "", "").map_err(|e| storage(format!("{key}: {e}")))?;
-    let chosen = live_upload::clip::select(&archive, cfg.from, cfg.to)
-        .map_err(|e| Failure::Usage(format!("{key}: {e}")))?;
-    let name = cfg
-        .name
-        .clone()
-        .unwrap_or_else(|| live_upload::clip::default_name(&chosen));
-    let body = live_upload::clip::render(&archive, &chosen).into_bytes();
-    let media: MediaDuration = chosen.iter().map(|e| e.duration).sum();
-    let clip_key = object_key(&cfg.key_prefix, &name);
-    let meta = ObjectMeta {
-        content_type: PLAYLIST_CONTENT_TYPE.to_string(),
-        cache_control: cfg.cache_control.clone(),
-    };
-    let body = Body::Bytes(Arc::new(body));
-    retrier
-        .run(&format!("PUT {clip_key}"), || {
-            store.put(clip_key.clone(), body.clone(), meta.clone())
-        })
-        .await
-        .map_err(|e| {
-            storage(format!(
-                "{}: cannot store {clip_key}: {e}",
-                store.describe()
-            ))
-        })?;
-    log::info!(
-        "clip of {} segment(s), {} s, written to {clip_key}",
-        chosen.len(),
-        media
-    );
-    let url = cfg.http_prefix.as_ref().map(|p| format!("{p}{name}"));
-    Ok((clip_key, url))
 }
