@@ -9,7 +9,10 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use live_upload::master;
@@ -354,4 +357,169 @@ fn bad_ladders_get_one_line_and_exit_2() {
             "{ladder}: nothing published"
         );
     }
+}
+
+/// The binary reading `source`'s stdout into `out` (a local directory)
+/// with a two-rung ladder and an archive.
+fn live_ladder(source: &mut Child, out: &Path, spool: &Path, events: &Path) -> Child {
+    Command::new(BIN)
+        .args(["-", "2"])
+        .arg(spool)
+        .args(["live", "index.m3u8", ""])
+        .arg(format!("file://{}", out.display()))
+        .arg("ev")
+        .arg("--events")
+        .arg(events)
+        .args(["--ladder", "source,180p@300k", "--archive", "archive.m3u8"])
+        .args(["--window", "40"])
+        .env("RUST_LOG", "live_upload=debug")
+        .stdin(source.stdout.take().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads a child's stderr in the background.
+fn stderr_of(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    })
+}
+
+/// The media sequence numbers of a media playlist's segments that follow
+/// a discontinuity.
+fn discontinuities(text: &str) -> Vec<u64> {
+    let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+    (pl.segments.iter().enumerate())
+        .filter(|(_, s)| s.discontinuity)
+        .map(|(i, _)| pl.media_sequence + i as u64)
+        .collect()
+}
+
+#[test]
+fn a_killed_ladder_restarts_every_rendition_at_one_number_and_clips_by_its_archive_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, spool) = (dir.path().join("out"), dir.path().join("spool"));
+    let (ev1, ev2) = (dir.path().join("run1.jsonl"), dir.path().join("run2.jsonl"));
+    let folders = ["source", "180p-300k"];
+    let read = |key: &str| std::fs::read_to_string(out.join(key)).unwrap_or_default();
+
+    // run 1: live, killed without warning once every rendition lists a few segments
+    let mut source = live_source(60, "testsrc2");
+    let mut first = live_ladder(&mut source, &out, &spool, &ev1);
+    let first_err = stderr_of(&mut first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !folders.iter().all(|f| {
+        read(&format!("ev/{f}/index.m3u8"))
+            .matches("#EXTINF")
+            .count()
+            >= 3
+    }) || read("ev/master.m3u8").is_empty()
+    {
+        assert!(Instant::now() < deadline, "run 1 published too little");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    first.wait().unwrap();
+    let _ = source.kill();
+    let _ = source.wait();
+    let first_err = first_err.join().unwrap();
+    let before: Vec<BTreeMap<u64, (String, f64)>> = folders
+        .iter()
+        .map(|f| listed(&read(&format!("ev/{f}/index.m3u8"))))
+        .collect();
+
+    // run 2 on the same destination and spool: a new encode, new timestamps
+    let mut source = live_source(8, "smptebars");
+    let mut second = live_ladder(&mut source, &out, &spool, &ev2);
+    let second_err = stderr_of(&mut second);
+    let status = second.wait().unwrap();
+    let _ = source.wait();
+    let second_err = second_err.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "run 2:\n{second_err}\nrun 1:\n{first_err}"
+    );
+
+    // every rendition continues after one discontinuity at the same number,
+    // lists what it listed before, and lists the same numbers and EXTINF
+    let finals: Vec<String> = folders
+        .iter()
+        .map(|f| read(&format!("ev/{f}/index.m3u8")))
+        .collect();
+    let breaks: Vec<Vec<u64>> = finals.iter().map(|t| discontinuities(t)).collect();
+    assert_eq!(breaks[0].len(), 1, "one discontinuity:\n{}", finals[0]);
+    assert_eq!(breaks[0], breaks[1], "at the same number:\n{finals:?}");
+    let lists: Vec<BTreeMap<u64, (String, f64)>> = finals.iter().map(|t| listed(t)).collect();
+    for (((f, fin), was), text) in folders.iter().zip(&lists).zip(&before).zip(&finals) {
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{f}: {text}");
+        for (n, entry) in was {
+            assert_eq!(fin.get(n), Some(entry), "{f}: {n} stays listed");
+        }
+        // nothing listed is missing
+        for (uri, _) in fin.values() {
+            assert!(
+                out.join(format!("ev/{f}/{uri}")).is_file(),
+                "{f}: {uri} is listed and stored"
+            );
+        }
+        assert!(
+            fin.keys().any(|n| *n >= breaks[0][0] + 2),
+            "{f}: run 2 published: {fin:?}"
+        );
+    }
+    let shape = |l: &BTreeMap<u64, (String, f64)>| -> Vec<(u64, String)> {
+        l.iter()
+            .map(|(n, (_, d))| (*n, format!("{d:.3}")))
+            .collect()
+    };
+    assert_eq!(shape(&lists[0]), shape(&lists[1]));
+    let master = master::parse(&read("ev/master.m3u8")).unwrap();
+    assert_eq!(master.variants.len(), 2);
+
+    // the archive master names every rendition's archive; a clip of it is a
+    // clip master with a clip beside each archive, all of the same segments
+    let archive = master::parse(&read("ev/archive.m3u8")).unwrap();
+    let mut uris: Vec<&str> = archive.variants.iter().map(|v| v.uri.as_str()).collect();
+    uris.sort();
+    assert_eq!(uris, ["180p-300k/archive.m3u8", "source/archive.m3u8"]);
+    let clip = Command::new(BIN)
+        .arg("clip")
+        .arg(format!("file://{}/ev", out.display()))
+        .args(["--from", "3", "--to", "9", "--name", "moment.m3u8"])
+        .output()
+        .unwrap();
+    assert!(
+        clip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clip.stderr)
+    );
+    let clip_master = master::parse(&read("ev/moment.m3u8")).unwrap();
+    let mut uris: Vec<&str> = clip_master
+        .variants
+        .iter()
+        .map(|v| v.uri.as_str())
+        .collect();
+    uris.sort();
+    assert_eq!(uris, ["180p-300k/moment.m3u8", "source/moment.m3u8"]);
+    let clips: Vec<String> = folders
+        .iter()
+        .map(|f| read(&format!("ev/{f}/moment.m3u8")))
+        .collect();
+    let clipped: Vec<BTreeMap<u64, (String, f64)>> = clips.iter().map(|t| listed(t)).collect();
+    assert_eq!(shape(&clipped[0]), shape(&clipped[1]), "{clips:?}");
+    let span: f64 = clipped[0].values().map(|(_, d)| d).sum();
+    assert!(
+        (6.0..10.5).contains(&span),
+        "the clip covers 3 s to 9 s: {span}"
+    );
+    let (ok, err) = decode(&out.join("ev/moment.m3u8"));
+    assert!(ok, "the clip master plays: {err}");
 }
