@@ -44,8 +44,8 @@ fn the_player_page_plays_a_live_fmp4_stream_in_chromium() {
     plays_live_in_chromium("fmp4");
 }
 
-fn plays_live_in_chromium(format: &str) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+/// The repository, target/npm and hls.js, all checked to be there.
+fn browser_parts() -> (&'static Path, std::path::PathBuf, std::path::PathBuf) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let npm = repo.join("target/npm");
     let hls_js = npm.join("node_modules/hls.js/dist/hls.min.js");
@@ -60,7 +60,25 @@ fn plays_live_in_chromium(format: &str) {
             needed.display()
         );
     }
+    (repo, npm, hls_js)
+}
 
+/// Waits until `playlist` lists `n` segments.
+fn wait_listed(playlist: &Path, n: usize, limit: Duration) {
+    let start = Instant::now();
+    while segments_listed(playlist) < n {
+        assert!(
+            start.elapsed() < limit,
+            "{} does not list {n} segments after {limit:?}",
+            playlist.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn plays_live_in_chromium(format: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (repo, npm, hls_js) = browser_parts();
     let tmp = tempfile::tempdir().unwrap();
     let www = tmp.path().join("www");
     // 40 s of a test pattern at real speed, 2 s segments
@@ -83,15 +101,7 @@ fn plays_live_in_chromium(format: &str) {
     // five segments listed it joins in the middle of the stream, where the
     // segment it starts with must have its audio and video start together
     // (a hole there made hls.js seek over it, with a warning)
-    let playlist = www.join("live/index.m3u8");
-    let start = Instant::now();
-    while segments_listed(&playlist) < 5 {
-        assert!(
-            start.elapsed() < Duration::from_secs(25),
-            "no playlist with five segments after 25 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_listed(&www.join("live/index.m3u8"), 5, Duration::from_secs(25));
 
     let token = "browser-test-token";
     let server = Server::start(
@@ -117,6 +127,70 @@ fn plays_live_in_chromium(format: &str) {
     assert!(
         out.status.success(),
         "{format}: the player did not play 10 s cleanly (exit {:?}): {summary}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_player_page_plays_a_live_ladder_and_switches_down_when_throttled() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (repo, npm, hls_js) = browser_parts();
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    // 70 s of a 360p test pattern at real speed, published as three rungs
+    let mut source = common::live_source_sized(70, "testsrc2", "640x360");
+    let input = source.stdout.take().unwrap();
+    let _source = Kill(source);
+    let publisher = Command::new(BIN)
+        .args(["-", "2"])
+        .arg(tmp.path().join("spool"))
+        .args(["live", "index.m3u8", ""])
+        .arg(format!("file://{}", www.display()))
+        .args(["live", "-q", "--ladder", "source,240p@400k,144p@150k"])
+        .stdin(input)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _publisher = Kill(publisher);
+    wait_listed(
+        &www.join("live/144p-150k/index.m3u8"),
+        4,
+        Duration::from_secs(30),
+    );
+    let master = std::fs::read_to_string(www.join("live/master.m3u8")).unwrap();
+    let parsed = live_upload::master::parse(&master).unwrap();
+    assert_eq!(parsed.variants.len(), 3, "{master}");
+    // a download rate the lowest rung fits in twice over, and the top one not
+    let lowest = parsed.variants.iter().map(|v| v.bandwidth).min().unwrap();
+    let highest = parsed.variants.iter().map(|v| v.bandwidth).max().unwrap();
+    let throttle_kbps = lowest * 2 / 1000;
+    assert!(throttle_kbps * 1000 < highest, "{master}");
+
+    // the page is given the live folder's index: it finds the master beside it
+    let server = Server::start(
+        &format!("file://{}", www.display()),
+        &[
+            "--index",
+            "live/index.m3u8",
+            "--hls-js",
+            hls_js.to_str().unwrap(),
+        ],
+    );
+    let out = Command::new("node")
+        .arg(repo.join("tests/browser/abr.cjs"))
+        .arg(format!("http://{}/", server.addr))
+        .arg("3")
+        .arg(throttle_kbps.to_string())
+        .arg("50")
+        .env("LIVE_UPLOAD_NPM", &npm)
+        .output()
+        .expect("node is installed (scripts/setup.sh --test)");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    println!("{summary}");
+    assert!(
+        out.status.success(),
+        "hls.js did not play the ladder and switch down (exit {:?}): {summary}\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );

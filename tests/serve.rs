@@ -371,6 +371,28 @@ fn the_player_page_and_its_script() {
     let script = s.get("/_player/hls.min.js", &[]);
     assert_eq!(script.status(), 200);
     assert_eq!(script.body, b"/* not really hls.js */");
+    // the page plays the index until a ladder's master appears beside it
+    let choice = |s: &Server| {
+        let r = s.get("/_player/playlist", &[]);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        String::from_utf8(r.body).unwrap()
+    };
+    assert_eq!(choice(&s), r#"{"playlist":"/live/index.m3u8"}"#);
+    std::fs::write(www.join("live/master.m3u8"), "#EXTM3U\n").unwrap();
+    assert_eq!(choice(&s), r#"{"playlist":"/live/master.m3u8"}"#);
+    drop(s);
+    let s = Server::start(
+        &format!("file://{}", www.display()),
+        &["--index", "live/index.m3u8", "--no-master"],
+    );
+    assert_eq!(choice(&s), r#"{"playlist":"/live/index.m3u8"}"#);
+    drop(s);
+    let s = Server::start(
+        &format!("file://{}", www.display()),
+        &["--index", "live/none.m3u8", "--master", "live/nothing.m3u8"],
+    );
+    assert_eq!(choice(&s), r#"{"playlist":null}"#);
     drop(s);
 
     // without a local copy, the page names the pinned CDN build
@@ -493,10 +515,19 @@ fn s3_prefix_read_through() {
     let s = Server::start_with(
         g.command(BIN),
         &format!("s3://live/{prefix}"),
-        &["--endpoint-url", g.s3_url(), "--path-style"],
+        &[
+            "--endpoint-url",
+            g.s3_url(),
+            "--path-style",
+            "--index",
+            "live/index.m3u8",
+        ],
     );
     // the object's own Cache-Control is passed through
     check_objects(&s, "public, max-age=600");
+    // the page's playlist: the index, as no master exists beside it
+    let choice = s.get("/_player/playlist", &[]);
+    assert_eq!(choice.body, br#"{"playlist":"/live/index.m3u8"}"#);
     check_traversals(&s);
     for path in [
         "/outside.txt",

@@ -420,6 +420,23 @@ impl ServeConfig {
                 o.index
             ));
         }
+        let master = match (o.no_master, o.master) {
+            (true, _) => None,
+            (false, Some(m)) => {
+                let m = m.trim_start_matches('/').to_string();
+                if check_key(&m).is_err() || m == index {
+                    return Err(format!(
+                        "--master {m:?} must be a relative key like master.m3u8, other than --index"
+                    ));
+                }
+                Some(m)
+            }
+            (false, None) => Some(crate::serve::player::master_beside(
+                &index,
+                crate::media::rendition::DEFAULT_MASTER,
+            ))
+            .filter(|m| *m != index),
+        };
         o.s3.check()?;
         Ok(ServeConfig {
             location: o.location,
@@ -428,6 +445,7 @@ impl ServeConfig {
             listen,
             token,
             index,
+            master,
             hls_js: o.hls_js,
             s3: o.s3.settings(),
             log_level: log_level(o.verbose, o.quiet),
@@ -635,7 +653,18 @@ mod tests {
         let c = serve(&["file:///srv/hls"]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.index, "index.m3u8");
+        assert_eq!(c.master.as_deref(), Some("master.m3u8"));
         assert_eq!(c.token, None);
+        let c = serve(&["file:///srv/hls", "--index", "ev/source/index.m3u8"]).unwrap();
+        assert_eq!(c.master.as_deref(), Some("ev/source/master.m3u8"));
+        let c = serve(&["file:///srv/hls", "--master", "/ev/m.m3u8"]).unwrap();
+        assert_eq!(c.master.as_deref(), Some("ev/m.m3u8"));
+        assert_eq!(
+            serve(&["file:///srv/hls", "--no-master"]).unwrap().master,
+            None
+        );
+        assert!(serve(&["file:///x", "--master", "index.m3u8"]).is_err());
+        assert!(serve(&["file:///x", "--master", "a/../m.m3u8"]).is_err());
         let c = serve(&[
             "s3://my-bucket/a//b/",
             "--listen",

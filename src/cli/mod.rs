@@ -112,7 +112,7 @@ pub struct Opts {
     #[arg(long, value_name = "SPEC")]
     pub ladder: Option<String>,
     /// The master playlist's object name, with --ladder.
-    #[arg(long, value_name = "NAME", default_value = "master.m3u8")]
+    #[arg(long, value_name = "NAME", default_value = crate::media::rendition::DEFAULT_MASTER)]
     pub master: String,
     /// libx264's preset for the encoded rungs of --ladder.
     #[arg(long, value_name = "PRESET", default_value = "veryfast")]
@@ -340,6 +340,14 @@ pub struct ServeOpts {
     /// prefix.
     #[arg(long, value_name = "KEY", default_value = "index.m3u8")]
     pub index: String,
+    /// The master playlist of an ABR ladder (`--ladder`) that the player
+    /// page prefers to the index when it exists, relative to the directory
+    /// or prefix [default: master.m3u8 beside --index].
+    #[arg(long, value_name = "KEY", conflicts_with = "no_master")]
+    pub master: Option<String>,
+    /// Play --index even where a master playlist exists.
+    #[arg(long)]
+    pub no_master: bool,
     /// hls.js for the player page [default: LIVE_UPLOAD_HLS_JS, then the
     /// copy scripts/setup.sh installs, else a CDN URL].
     #[arg(long, value_name = "PATH")]

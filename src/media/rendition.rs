@@ -5,6 +5,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The master playlist's default name (`--master`).
+pub const DEFAULT_MASTER: &str = "master.m3u8";
+
 /// A rendition's index in the run's ladder; the input's own stream, the only
 /// rendition without a ladder, is [`RenditionId::SOURCE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

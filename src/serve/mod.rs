@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Relative key of the player page's playlist (checked like a key).
     pub index: String,
+    /// Relative key of a master playlist the page prefers, when it exists.
+    pub master: Option<String>,
     pub hls_js: Option<std::path::PathBuf>,
     pub s3: crate::uploader::S3Settings,
     pub log_level: log::LevelFilter,
@@ -115,6 +117,9 @@ struct AppState {
     source: Source,
     token: Option<String>,
     page: String,
+    /// The playlists the page may play, best first (relative keys): a
+    /// ladder's master, then the index.
+    candidates: Vec<String>,
     /// The local copy of hls.js, if one was found.
     hls_js: Option<Vec<u8>>,
 }
@@ -200,6 +205,7 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             return r;
         }
+        player::CHOICE_PATH => return choice(&state).await,
         player::HLS_JS_PATH => {
             let Some(js) = &state.hls_js else {
                 return plain(StatusCode::NOT_FOUND, "not found\n");
@@ -230,6 +236,36 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
             src.serve(&full, req.method(), req.headers()).await
         }
     }
+}
+
+/// Which playlist the page plays: the first candidate that exists, as
+/// JSON (`{"playlist":"/live/master.m3u8"}`, or `null` while none does).
+/// Asked here rather than by the page, so that a stream without a ladder
+/// costs the page no 404.
+async fn choice(state: &AppState) -> Response<Body> {
+    let mut chosen = None;
+    for key in &state.candidates {
+        let exists = match &state.source {
+            Source::Local(root) => root.resolve(key).await.is_some(),
+            Source::S3(src) => src.exists(&path::full_key(&src.prefix, key)).await,
+        };
+        if exists {
+            chosen = Some(format!("/{key}"));
+            break;
+        }
+    }
+    let body = match chosen {
+        Some(p) => format!("{{\"playlist\":{}}}", player::js_string(&p)),
+        None => "{\"playlist\":null}".to_string(),
+    };
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 fn cors() -> CorsLayer {
@@ -403,6 +439,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         source,
         token: cfg.token.clone(),
         page: player::page(&cfg.index, &script),
+        candidates: cfg.master.iter().chain([&cfg.index]).cloned().collect(),
         hls_js: hls_js.map(|(_, js)| js),
     });
     println!("serving {} at http://{addr}/", cfg.location);

@@ -29,11 +29,26 @@ pub fn default_hls_js(exe: Option<&Path>) -> Vec<PathBuf> {
     out
 }
 
-/// The page. `index` is the playlist's path relative to `/`; `hls_js` the
-/// script's URL. A token given to the page as `?token=` is sent on every
-/// request hls.js makes, as an Authorization header.
+/// Where the master playlist of a ladder is, given the player's index
+/// (`live/index.m3u8`) and the master's name: in the index's folder.
+pub fn master_beside(index: &str, master: &str) -> String {
+    match index.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/{master}"),
+        None => master.to_string(),
+    }
+}
+
+/// Where the page asks which playlist to play (see `serve`'s handler).
+pub const CHOICE_PATH: &str = "/_player/playlist";
+
+/// The page. `index` is the playlist's path relative to `/`, shown until
+/// the server says which playlist to play (a ladder's master when it
+/// exists, else the index; see [`CHOICE_PATH`]); `hls_js` the script's URL.
+/// A token given to the page as `?token=` is sent on every request the page
+/// and hls.js make, as an Authorization header.
 pub fn page(index: &str, hls_js: &str) -> String {
     let index_json = js_string(&format!("/{index}"));
+    let choice_json = js_string(CHOICE_PATH);
     let script_json = js_string(hls_js);
     let title = html_escape(index);
     format!(
@@ -57,6 +72,7 @@ p {{ margin: 0.5em 1em; }}
 "use strict";
 (function () {{
   var playlist = {index_json};
+  var choicePath = {choice_json};
   var hlsScript = {script_json};
   var token = new URLSearchParams(location.search).get("token");
   var video = document.getElementById("video");
@@ -95,30 +111,57 @@ p {{ margin: 0.5em 1em; }}
         note("waiting-for-stream", data.details);
         status.textContent = "waiting for " + playlist;
         hls.destroy();
-        setTimeout(playHlsJs, 2000);
+        setTimeout(function () {{ choose(playHlsJs); }}, 2000);
         return;
       }}
       // hls.js recovers from non-fatal errors itself; all are recorded
       note(data.fatal ? "error" : "hls-warning", data.type + " " + data.details);
     }});
-    hls.on(Hls.Events.MANIFEST_PARSED, function () {{
+    hls.on(Hls.Events.MANIFEST_PARSED, function (_, data) {{
       parsed = true;
-      note("manifest");
+      note("manifest", data.levels.length + " level(s)");
       video.play().catch(function (e) {{ note("autoplay", String(e)); }});
+    }});
+    // every switch between renditions, with the height switched to
+    hls.on(Hls.Events.LEVEL_SWITCHED, function (_, data) {{
+      var level = hls.levels[data.level];
+      note("level", data.level + " " + (level ? level.height + "p" : ""));
     }});
     hls.loadSource(playlist);
     hls.attachMedia(video);
   }}
+  // asks the server which playlist to play (a ladder's master when there is
+  // one); waits for the stream while there is none
+  function choose(then) {{
+    var headers = token ? {{ Authorization: "Bearer " + token }} : {{}};
+    function again(why) {{
+      note("waiting-for-stream", why);
+      status.textContent = "waiting for " + playlist;
+      setTimeout(ask, 2000);
+    }}
+    function ask() {{
+      fetch(choicePath, {{ headers: headers, cache: "no-store" }})
+        .then(function (r) {{ return r.json(); }})
+        .then(function (c) {{
+          if (!c.playlist) return again("no playlist yet");
+          playlist = window.playerPlaylist = c.playlist;
+          note("playlist", playlist);
+          then();
+        }})
+        .catch(function (e) {{ again(String(e)); }});
+    }}
+    ask();
+  }}
   function start() {{
-    if (window.Hls && Hls.isSupported()) playHlsJs();
-    else if (video.canPlayType("application/vnd.apple.mpegurl")) playNative();
+    if (window.Hls && Hls.isSupported()) choose(playHlsJs);
+    else if (video.canPlayType("application/vnd.apple.mpegurl")) choose(playNative);
     else note("error", "this browser plays neither HLS nor Media Source Extensions");
   }}
   var s = document.createElement("script");
   s.src = hlsScript.charAt(0) === "/" ? withToken(hlsScript) : hlsScript;
   s.onload = start;
   s.onerror = function () {{
-    if (video.canPlayType("application/vnd.apple.mpegurl")) playNative();
+    if (video.canPlayType("application/vnd.apple.mpegurl")) choose(playNative);
     else note("error", "cannot load hls.js from " + hlsScript);
   }};
   document.head.appendChild(s);
@@ -131,7 +174,7 @@ p {{ margin: 0.5em 1em; }}
 }
 
 /// A JavaScript string literal that is also safe inside a script element.
-fn js_string(s: &str) -> String {
+pub fn js_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -161,6 +204,9 @@ mod tests {
     fn the_page_names_its_playlist_and_script_safely() {
         let p = page("live/index.m3u8", HLS_JS_PATH);
         assert!(p.contains(r#"var playlist = "/live/index.m3u8";"#));
+        assert!(p.contains(r#"var choicePath = "/_player/playlist";"#));
+        assert_eq!(master_beside("ev/index.m3u8", "m.m3u8"), "ev/m.m3u8");
+        assert_eq!(master_beside("index.m3u8", "m.m3u8"), "m.m3u8");
         assert!(p.contains(r#"var hlsScript = "/_player/hls.min.js";"#));
         let evil = page("a</script><b>.m3u8", "x\"y");
         assert!(!evil.contains("</script><b>"));

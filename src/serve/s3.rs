@@ -100,6 +100,11 @@ impl S3Source {
         }
     }
 
+    /// Whether the object exists (a failure to ask counts as not).
+    pub async fn exists(&self, key: &str) -> bool {
+        matches!(self.head(key).await, Ok(Some(_)))
+    }
+
     pub async fn serve(&self, key: &str, method: &Method, headers: &HeaderMap) -> Response<Body> {
         // a playlist replaced between HEAD and GET is read again
         for _ in 0..3 {

@@ -584,6 +584,11 @@ pub fn check_playlists(
 /// A live encode at real speed on stdout: 320x240 test pattern and tone,
 /// a keyframe every second.
 pub fn live_source(seconds: u32, pattern: &str) -> std::process::Child {
+    live_source_sized(seconds, pattern, "320x240")
+}
+
+/// [`live_source`] of another picture size (`640x360`).
+pub fn live_source_sized(seconds: u32, pattern: &str, size: &str) -> std::process::Child {
     Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -594,7 +599,7 @@ pub fn live_source(seconds: u32, pattern: &str) -> std::process::Child {
             "lavfi",
             "-i",
         ])
-        .arg(format!("{pattern}=size=320x240:rate=30"))
+        .arg(format!("{pattern}=size={size}:rate=30"))
         .args([
             "-f",
             "lavfi",
