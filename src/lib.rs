@@ -15,6 +15,7 @@ pub mod clip;
 pub mod codec;
 pub mod input;
 pub mod journal;
+pub mod lease;
 pub mod master;
 pub mod media;
 pub mod package;
