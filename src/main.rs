@@ -57,6 +57,8 @@ enum Failure {
     /// Segments not yet stored outgrew --max-spool while the destination
     /// failed.
     SpoolFull(String),
+    /// Another run holds the spool directory: nothing was published.
+    Lease(String),
     /// An unexpected internal error.
     Internal(String),
 }
@@ -69,6 +71,7 @@ impl Failure {
             Failure::Input(_) => 3,
             Failure::Storage(_) => 4,
             Failure::SpoolFull(_) => 5,
+            Failure::Lease(_) => 6,
         }
     }
 
@@ -80,6 +83,7 @@ impl Failure {
             | Failure::Input(m)
             | Failure::Storage(m)
             | Failure::SpoolFull(m)
+            | Failure::Lease(m)
             | Failure::Internal(m) => m,
         }
     }
@@ -237,6 +241,11 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
             cfg.spool_dir.display()
         ))
     })?;
+    // a second run on this spool directory would take this one's leftovers
+    let spool_lock = spool::lock(&cfg.spool_dir).map_err(|e| match e {
+        spool::LockError::InUse { .. } => Failure::Lease(e.to_string()),
+        spool::LockError::Io { .. } => Failure::Usage(e.to_string()),
+    })?;
     let stop = stop_on_signals()?;
     if cfg.delete_old && cfg.archive.is_some() {
         log::warn!("--delete-old deletes nothing with --archive: every segment stays listed in the archive");
@@ -247,9 +256,22 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
         cfg.target,
         store.describe()
     );
-    if let Some(ladder) = &cfg.ladder {
-        return ladder::segment_and_publish(cfg, ladder, totals, &runtime, store, stop);
-    }
+    let outcome = match &cfg.ladder {
+        Some(ladder) => ladder::segment_and_publish(cfg, ladder, totals, &runtime, store, stop),
+        None => publish_one(cfg, totals, &runtime, store, stop),
+    };
+    drop(spool_lock);
+    outcome
+}
+
+/// The run without a ladder: one segmenter, one publisher.
+fn publish_one(
+    cfg: &Config,
+    totals: &mut Totals,
+    runtime: &tokio::runtime::Runtime,
+    store: Arc<dyn live_upload::uploader::store::Store>,
+    stop: Arc<AtomicBool>,
+) -> Outcome {
     let mut uploader = Uploader::new(store, uploader_config(cfg), stop.clone());
     let (first_sequence, first_discontinuity) = runtime.block_on(prepare(cfg, &mut uploader))?;
 

@@ -25,6 +25,61 @@ use chrono::{DateTime, Utc};
 use crate::media::segment::is_init_name;
 use crate::media::{InitReady, MediaDuration, MediaTime, Packaging, SegmentReady};
 
+/// The lock a run holds on its spool directory (`.lock` in it, with the
+/// holder's pid): a second run given the same directory would take the
+/// first one's leftovers.
+#[derive(Debug)]
+pub struct SpoolLock {
+    _file: fs::File,
+}
+
+/// Why the spool directory could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("the spool directory {dir} is in use by another run (pid {pid})")]
+    InUse { dir: String, pid: String },
+    #[error("cannot lock the spool directory {dir}: {source}")]
+    Io { dir: String, source: io::Error },
+}
+
+/// Locks `dir` for this process (released when the lock is dropped or the
+/// process ends, however it ends).
+pub fn lock(dir: &Path) -> Result<SpoolLock, LockError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let shown = || dir.display().to_string();
+    let io_err = |source| LockError::Io {
+        dir: shown(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(".lock"))
+        .map_err(io_err)?;
+    // SAFETY: flock(2) on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock {
+            return Err(io_err(e));
+        }
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        let pid = match pid.trim() {
+            "" => "unknown".to_string(),
+            p => p.to_string(),
+        };
+        return Err(LockError::InUse { dir: shown(), pid });
+    }
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| writeln!(file, "{}", std::process::id()))
+        .map_err(io_err)?;
+    Ok(SpoolLock { _file: file })
+}
+
 /// The metadata file of a segment file.
 pub fn meta_path(segment: &Path) -> PathBuf {
     let mut name = segment.as_os_str().to_owned();
@@ -349,5 +404,22 @@ mod tests {
         let found = scan(dir.path(), "live").unwrap();
         assert!(found.complete.is_empty());
         assert_eq!(found.incomplete, vec![s.path]);
+    }
+
+    #[test]
+    fn a_spool_directory_is_locked_by_one_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let pid = std::process::id().to_string();
+        // flock is per open file: a second open in this process conflicts
+        // as another process's would
+        match lock(dir.path()) {
+            Err(LockError::InUse { pid: p, .. }) => assert_eq!(p, pid),
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        assert!(lock(dir.path()).is_ok(), "released with the lock");
+        let found = scan(dir.path(), "live").unwrap();
+        assert!(found.complete.is_empty() && found.incomplete.is_empty());
     }
 }

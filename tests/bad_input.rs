@@ -442,3 +442,59 @@ fn two_programs_one_is_chosen() {
     let run = run_file(&input, "2", &["--program", "7"]);
     check_messages(&run, 3, Some("no program 7 (programs: 1, 2)"));
 }
+
+#[test]
+fn a_second_run_on_a_spool_directory_in_use_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let run = |source: &mut std::process::Child, out: &str| {
+        Command::new(BIN)
+            .args(["-", "2"])
+            .arg(&spool)
+            .args(["live", "index.m3u8", ""])
+            .arg(format!("file://{}", dir.path().join(out).display()))
+            .arg("ev")
+            .stdin(source.stdout.take().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut source = live_source(30, "testsrc2");
+    let mut first = run(&mut source, "one");
+    let playlist = dir.path().join("one/ev/index.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !playlist.exists() {
+        assert!(Instant::now() < deadline, "the first run published nothing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // another destination, the same spool directory
+    let mut other = live_source(30, "smptebars");
+    let started = Instant::now();
+    let second = run(&mut other, "two").wait_with_output().unwrap();
+    let took = started.elapsed();
+    let _ = other.kill();
+    let _ = other.wait();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(6), "{stderr}");
+    assert!(took < Duration::from_secs(5), "refused at once: {took:?}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!(
+            "the spool directory {} is in use by another run (pid {})",
+            spool.display(),
+            first.id()
+        )),
+        "{}",
+        errors[0]
+    );
+    assert!(!dir.path().join("two/ev").exists(), "it published nothing");
+    // the first run is untouched and ends normally
+    let _ = source.kill();
+    let status = first.wait().unwrap();
+    let _ = source.wait();
+    assert!(status.code().is_some(), "the first run exited by itself");
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+}

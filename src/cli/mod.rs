@@ -52,7 +52,8 @@ instance metadata), never from the command line.
 
 Exit codes: 0 stream ended and published, 1 internal error, 2 bad command line,
 3 input could not be opened or read (or is not MPEG-TS), 4 destination failed,
-5 spool limit exceeded while the destination was failing.";
+5 spool limit exceeded while the destination was failing, 6 the spool directory is
+in use by another run.";
 
 /// Cut a live MPEG-TS stream into HLS segments on keyframes and publish them,
 /// with a rolling playlist, to a storage destination.
