@@ -27,10 +27,20 @@ use crate::media::{InitReady, MediaDuration, MediaTime, Packaging, SegmentReady}
 
 /// The lock a run holds on its spool directory (`.lock` in it, with the
 /// holder's pid): a second run given the same directory would take the
-/// first one's leftovers.
+/// first one's leftovers. The file is removed when the lock is dropped, so
+/// a run that ends leaves an empty spool directory.
 #[derive(Debug)]
 pub struct SpoolLock {
+    path: PathBuf,
     _file: fs::File,
+}
+
+impl Drop for SpoolLock {
+    fn drop(&mut self) {
+        // removed while still locked: a run that opened the old file and
+        // locks it after this finds it unlinked and opens the new one
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// Why the spool directory could not be locked.
@@ -47,37 +57,50 @@ pub enum LockError {
 pub fn lock(dir: &Path) -> Result<SpoolLock, LockError> {
     use std::io::{Read, Seek, Write};
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
     let shown = || dir.display().to_string();
     let io_err = |source| LockError::Io {
         dir: shown(),
         source,
     };
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join(".lock"))
-        .map_err(io_err)?;
-    // SAFETY: flock(2) on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::WouldBlock {
-            return Err(io_err(e));
+    let path = dir.join(".lock");
+    loop {
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err)?;
+        // SAFETY: flock(2) on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(io_err(e));
+            }
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = match pid.trim() {
+                "" => "unknown".to_string(),
+                p => p.to_string(),
+            };
+            return Err(LockError::InUse { dir: shown(), pid });
         }
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
-        let pid = match pid.trim() {
-            "" => "unknown".to_string(),
-            p => p.to_string(),
-        };
-        return Err(LockError::InUse { dir: shown(), pid });
+        // the holder before may have removed the file between our open and
+        // our lock: then the lock is on a file nobody else will open
+        let held = file.metadata().map_err(io_err)?;
+        match fs::metadata(&path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {}
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(e)),
+        }
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .map_err(io_err)?;
+        return Ok(SpoolLock { path, _file: file });
     }
-    file.set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| writeln!(file, "{}", std::process::id()))
-        .map_err(io_err)?;
-    Ok(SpoolLock { _file: file })
 }
 
 /// The metadata file of a segment file.
@@ -418,8 +441,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(held);
-        assert!(lock(dir.path()).is_ok(), "released with the lock");
+        assert!(
+            fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "the lock file goes with the lock"
+        );
+        let again = lock(dir.path()).unwrap();
         let found = scan(dir.path(), "live").unwrap();
         assert!(found.complete.is_empty() && found.incomplete.is_empty());
+        drop(again);
     }
 }
