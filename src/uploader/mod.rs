@@ -32,7 +32,7 @@ use crate::journal;
 use crate::media::{InitReady, MediaDuration, SegmentReady};
 use retry::{Retrier, RetryPolicy};
 use schedule::{Action, Item, Schedule, Upload, Version};
-use store::{Body, ObjectMeta, Store, StoreError};
+use store::{Body, ErrorKind, ObjectMeta, Store, StoreError};
 
 pub use crate::media::packaging::{
     PLAYLIST_CONTENT_TYPE, SEGMENT_CACHE_CONTROL as DEFAULT_SEGMENT_CACHE_CONTROL,
@@ -420,13 +420,32 @@ impl Uploader {
         Ok(())
     }
 
+    /// A segment or init PUT, create-only where the store can refuse to
+    /// overwrite: finding the key taken by the same bytes (an attempt whose
+    /// answer was lost, an init or a leftover stored before) is success;
+    /// by other bytes, a [`ErrorKind::Conflict`] that ends the run.
     fn upload(&self, upload: Upload) -> impl Future<Output = (Upload, Result<(), StoreError>)> {
         let meta = ObjectMeta {
             content_type: upload.content_type.to_string(),
             cache_control: self.cfg.segment_cache_control.clone(),
         };
-        let put = self.put(upload.key.clone(), Body::File(upload.path.clone()), meta);
-        async move { (upload, put.await) }
+        let (store, retrier) = (self.store.clone(), self.retrier.clone());
+        let (key, body) = (upload.key.clone(), Body::File(upload.path.clone()));
+        async move {
+            let what = format!("PUT {key}");
+            let put = retrier
+                .run(&what, || {
+                    store.put_new(key.clone(), body.clone(), meta.clone())
+                })
+                .await;
+            let result = match put {
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    already_stored(&*store, &retrier, &key, &body).await
+                }
+                other => other,
+            };
+            (upload, result)
+        }
     }
 
     fn publish(&self, key: String, version: Version) -> impl Future<Output = VersionResult> {
@@ -592,6 +611,30 @@ impl Uploader {
     }
 }
 
+/// After a create-only PUT found `key` taken: success when it holds
+/// `body`'s bytes, a conflict otherwise.
+async fn already_stored(
+    store: &dyn Store,
+    retrier: &Retrier,
+    key: &str,
+    body: &Body,
+) -> Result<(), StoreError> {
+    let theirs = retrier
+        .run(&format!("GET {key}"), || store.get(key.to_string()))
+        .await?;
+    let ours = body
+        .read()
+        .map_err(|e| StoreError::permanent(format!("reading the spool copy of {key}: {e}")))?;
+    if theirs.as_deref() == Some(ours.as_slice()) {
+        log::debug!("{key} was stored already with the same bytes");
+        return Ok(());
+    }
+    Err(StoreError::new(
+        ErrorKind::Conflict,
+        format!("{key} exists with other content: another run publishes this stream"),
+    ))
+}
+
 /// Removes spool files that published versions no longer need, on the
 /// blocking pool.
 fn remove_spool(paths: Vec<std::path::PathBuf>, requests: &mut Requests) {
@@ -609,7 +652,7 @@ fn remove_spool(paths: Vec<std::path::PathBuf>, requests: &mut Requests) {
 
 #[cfg(test)]
 mod tests {
-    use super::store::{ErrorKind, Fault, MemoryStore, Op};
+    use super::store::{Fault, MemoryStore, Op};
     use super::*;
     use crate::channel;
     use crate::media::MediaTime;

@@ -20,7 +20,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use aws_sdk_s3::Client;
 
-use super::store::{Body, BoxFuture, ErrorKind, ObjectMeta, Store, StoreError};
+use super::store::{Body, BoxFuture, Condition, ErrorKind, ObjectMeta, Store, StoreError, Tagged};
 
 /// How to reach the bucket.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +102,49 @@ impl S3Store {
         })
     }
 
+    /// A PUT, with `If-None-Match` or `If-Match` for a condition; returns
+    /// the object's new entity tag.
+    fn put_object(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+        condition: Option<Condition>,
+    ) -> BoxFuture<Result<Option<String>, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            // a segment is read whole (a few MB, at most --concurrency at
+            // once): signing hashes the body before sending it, and a file
+            // stream would be read twice. It is read on tokio's blocking
+            // pool, so that a slow disk holds up only this request
+            let stream = match &body {
+                Body::File(path) => ByteStream::from(tokio::fs::read(path).await.map_err(|e| {
+                    StoreError::permanent(format!("reading {}: {e}", path.display()))
+                })?),
+                Body::Bytes(b) => ByteStream::from(b.to_vec()),
+            };
+            let (if_none_match, if_match) = match condition {
+                None => (None, None),
+                Some(Condition::Absent) => (Some("*".to_string()), None),
+                Some(Condition::Matches(tag)) => (None, Some(tag)),
+            };
+            me.client
+                .put_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .body(stream)
+                .content_type(meta.content_type)
+                .cache_control(meta.cache_control)
+                .set_acl(me.acl.clone())
+                .set_if_none_match(if_none_match)
+                .set_if_match(if_match)
+                .send()
+                .await
+                .map(|out| out.e_tag().map(str::to_string))
+                .map_err(|e| classify(e, &format!("PUT {key}")))
+        })
+    }
+
     /// The SDK client, for readers that need more than [`Store`] offers
     /// (`live_upload serve`'s ranges and conditions).
     pub fn client(&self) -> &Client {
@@ -115,34 +158,21 @@ impl Store for S3Store {
     }
 
     fn put(&self, key: String, body: Body, meta: ObjectMeta) -> BoxFuture<Result<(), StoreError>> {
-        let me = self.clone();
-        Box::pin(async move {
-            // a segment is read whole (a few MB, at most --concurrency at
-            // once): signing hashes the body before sending it, and a file
-            // stream would be read twice. It is read on tokio's blocking
-            // pool, so that a slow disk holds up only this request
-            let stream = match &body {
-                Body::File(path) => ByteStream::from(tokio::fs::read(path).await.map_err(|e| {
-                    StoreError::permanent(format!("reading {}: {e}", path.display()))
-                })?),
-                Body::Bytes(b) => ByteStream::from(b.to_vec()),
-            };
-            me.client
-                .put_object()
-                .bucket(&me.bucket)
-                .key(&key)
-                .body(stream)
-                .content_type(meta.content_type)
-                .cache_control(meta.cache_control)
-                .set_acl(me.acl.clone())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &format!("PUT {key}")))
-        })
+        let put = self.put_object(key, body, meta, None);
+        Box::pin(async move { put.await.map(|_| ()) })
     }
 
-    fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+    fn put_if(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+        condition: Condition,
+    ) -> BoxFuture<Result<Option<String>, StoreError>> {
+        self.put_object(key, body, meta, Some(condition))
+    }
+
+    fn get_tagged(&self, key: String) -> BoxFuture<Result<Option<Tagged>, StoreError>> {
         let me = self.clone();
         Box::pin(async move {
             let result = me
@@ -159,14 +189,38 @@ impl Store for S3Store {
                 }
                 Err(e) => return Err(classify(e, &format!("GET {key}"))),
             };
+            let etag = out.e_tag().map(str::to_string);
             let bytes = out.body.collect().await.map_err(|e| {
                 StoreError::new(
                     ErrorKind::Transient,
                     format!("GET {key}: body cut off: {e}"),
                 )
             })?;
-            Ok(Some(bytes.into_bytes().to_vec()))
+            Ok(Some(Tagged {
+                bytes: bytes.into_bytes().to_vec(),
+                etag,
+            }))
         })
+    }
+
+    fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            me.client
+                .delete_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .if_match(etag)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &format!("DELETE {key}")))
+        })
+    }
+
+    fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let get = self.get_tagged(key);
+        Box::pin(async move { Ok(get.await?.map(|t| t.bytes)) })
     }
 
     fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>> {
@@ -261,6 +315,8 @@ pub fn service_error_kind(status: u16, code: &str) -> ErrorKind {
             | "OperationAborted",
         ) => ErrorKind::Transient,
         (429 | 500..=599, _) | (409, _) | (408, _) => ErrorKind::Transient,
+        // a conditional write whose condition failed: another writer
+        (412, _) => ErrorKind::Conflict,
         _ => ErrorKind::Permanent,
     }
 }

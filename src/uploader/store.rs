@@ -49,6 +49,13 @@ pub enum ErrorKind {
     Unreachable,
     /// Retrying will not help (bad credentials, no such bucket, ...).
     Permanent,
+    /// A conditional write's condition did not hold (HTTP 412): the key
+    /// exists, or holds other content than the writer expected. Another run
+    /// writes here.
+    Conflict,
+    /// This run no longer holds the lease on its stream (see
+    /// [`crate::uploader::lease`]): it must publish nothing more.
+    Fenced,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,8 +77,17 @@ impl StoreError {
         Self::new(ErrorKind::Permanent, message)
     }
 
+    /// Retrying will not help.
     pub fn is_permanent(&self) -> bool {
-        self.kind == ErrorKind::Permanent
+        matches!(
+            self.kind,
+            ErrorKind::Permanent | ErrorKind::Conflict | ErrorKind::Fenced
+        )
+    }
+
+    /// Another run writes this stream: a conflict or a lost lease.
+    pub fn is_contested(&self) -> bool {
+        matches!(self.kind, ErrorKind::Conflict | ErrorKind::Fenced)
     }
 
     fn from_io(what: &str, key: &str, e: io::Error) -> Self {
@@ -83,6 +99,22 @@ impl StoreError {
         };
         StoreError::new(kind, format!("{what} {key}: {e}"))
     }
+}
+
+/// What a conditional write requires of the object it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// No object at the key (`If-None-Match: *`).
+    Absent,
+    /// The object at the key has this entity tag (`If-Match`).
+    Matches(String),
+}
+
+/// An object read with its entity tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
 }
 
 /// Where segments and playlists are published.
@@ -97,6 +129,48 @@ pub trait Store: Send + Sync {
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>>;
     /// Whether an object exists, without reading it.
     fn exists(&self, key: String) -> BoxFuture<Result<bool, StoreError>>;
+
+    /// Stores an object that no other content may replace: a segment or an
+    /// init segment. A store that can refuse to overwrite a key answers
+    /// [`ErrorKind::Conflict`] where the key exists; by default a plain put.
+    fn put_new(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+    ) -> BoxFuture<Result<(), StoreError>> {
+        self.put(key, body, meta)
+    }
+
+    /// Stores an object only if `condition` holds ([`ErrorKind::Conflict`]
+    /// otherwise), returning its new entity tag where the store gives one.
+    /// Whether a store honours the condition is for the caller to find out
+    /// ([`Store::conditions_native`]); some accept it and ignore it.
+    fn put_if(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+        condition: Condition,
+    ) -> BoxFuture<Result<Option<String>, StoreError>>;
+
+    /// Reads an object with its entity tag; `None` when it does not exist.
+    fn get_tagged(&self, key: String) -> BoxFuture<Result<Option<Tagged>, StoreError>>;
+
+    /// Deletes an object only if it still has entity tag `etag`.
+    fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>>;
+
+    /// Whether the store is known to honour conditions without a probe
+    /// (a local directory does; S3-compatible stores must be asked).
+    fn conditions_native(&self) -> bool {
+        false
+    }
+}
+
+/// The entity tag of a local or in-memory object: FNV-1a over its bytes,
+/// in quotes as HTTP writes them.
+fn content_tag(bytes: &[u8]) -> String {
+    format!("\"{:016x}\"", crate::media::segment::fnv1a(bytes))
 }
 
 /// Checks that a key cannot leave the destination: relative, no empty,
@@ -154,6 +228,28 @@ impl LocalDirStore {
     }
 
     fn put_sync(root: &Path, key: &str, body: &Body) -> Result<(), StoreError> {
+        Self::place(root, key, body, |tmp, path| fs::rename(tmp, path))
+    }
+
+    /// Stores `body` only where `key` has no file yet: a second name for
+    /// the complete temporary file, which the file system refuses to give
+    /// where the name exists.
+    fn put_new_sync(root: &Path, key: &str, body: &Body) -> Result<(), StoreError> {
+        Self::place(root, key, body, |tmp, path| {
+            let linked = fs::hard_link(tmp, path);
+            let _ = fs::remove_file(tmp);
+            linked
+        })
+    }
+
+    /// Writes `body` to a temporary file beside `key`'s and hands both
+    /// paths to `finish`, which puts it in place.
+    fn place(
+        root: &Path,
+        key: &str,
+        body: &Body,
+        finish: impl FnOnce(&Path, &Path) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
         let path = Self::path_of(root, key)?;
         let dir = path.parent().expect("a key has a parent in the root");
         fs::create_dir_all(dir)
@@ -174,11 +270,82 @@ impl LocalDirStore {
             Body::File(src) => fs::hard_link(src, &tmp).or_else(|_| copy(src, &tmp)),
             Body::Bytes(b) => fs::write(&tmp, b.as_slice()),
         };
-        if let Err(e) = written.and_then(|_| fs::rename(&tmp, &path)) {
+        if let Err(e) = written.and_then(|_| finish(&tmp, &path)) {
             let _ = fs::remove_file(&tmp);
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                return Err(StoreError::new(
+                    ErrorKind::Conflict,
+                    format!("writing {key}: it exists already"),
+                ));
+            }
             return Err(StoreError::from_io("writing", key, e));
         }
         Ok(())
+    }
+
+    /// Runs `work` holding the lock that makes this directory's conditional
+    /// writes atomic (`.live_upload.lock` in the root, with flock): runs on
+    /// other machines share a local destination only through a file system
+    /// that locks for them.
+    fn locked<T>(
+        root: &Path,
+        key: &str,
+        work: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(".live_upload.lock"))
+            .map_err(|e| StoreError::from_io("locking for", key, e))?;
+        // SAFETY: flock(2) on a descriptor this function owns; the lock goes
+        // with the descriptor when `file` is dropped.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(StoreError::from_io(
+                "locking for",
+                key,
+                io::Error::last_os_error(),
+            ));
+        }
+        work()
+    }
+
+    fn put_if_sync(
+        root: &Path,
+        key: &str,
+        body: &Body,
+        condition: &Condition,
+    ) -> Result<Option<String>, StoreError> {
+        Self::locked(root, key, || {
+            let found = Self::get_sync(root, key)?;
+            let holds = match (condition, &found) {
+                (Condition::Absent, found) => found.is_none(),
+                (Condition::Matches(tag), Some(bytes)) => content_tag(bytes) == *tag,
+                (Condition::Matches(_), None) => false,
+            };
+            if !holds {
+                return Err(StoreError::new(
+                    ErrorKind::Conflict,
+                    format!("writing {key}: it is not as expected ({condition:?})"),
+                ));
+            }
+            Self::put_sync(root, key, body)?;
+            let bytes = body
+                .read()
+                .map_err(|e| StoreError::from_io("reading body of", key, e))?;
+            Ok(Some(content_tag(&bytes)))
+        })
+    }
+
+    fn delete_if_sync(root: &Path, key: &str, tag: &str) -> Result<(), StoreError> {
+        Self::locked(root, key, || match Self::get_sync(root, key)? {
+            Some(bytes) if content_tag(&bytes) == tag => Self::delete_sync(root, key),
+            _ => Err(StoreError::new(
+                ErrorKind::Conflict,
+                format!("deleting {key}: it is not as expected"),
+            )),
+        })
     }
 
     fn get_sync(root: &Path, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -250,6 +417,44 @@ impl Store for LocalDirStore {
 
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
         self.blocking(key, Self::delete_sync)
+    }
+
+    fn put_new(
+        &self,
+        key: String,
+        body: Body,
+        _meta: ObjectMeta,
+    ) -> BoxFuture<Result<(), StoreError>> {
+        self.blocking(key, move |root, key| Self::put_new_sync(root, key, &body))
+    }
+
+    fn put_if(
+        &self,
+        key: String,
+        body: Body,
+        _meta: ObjectMeta,
+        condition: Condition,
+    ) -> BoxFuture<Result<Option<String>, StoreError>> {
+        self.blocking(key, move |root, key| {
+            Self::put_if_sync(root, key, &body, &condition)
+        })
+    }
+
+    fn get_tagged(&self, key: String) -> BoxFuture<Result<Option<Tagged>, StoreError>> {
+        self.blocking(key, |root, key| {
+            Ok(Self::get_sync(root, key)?.map(|bytes| Tagged {
+                etag: Some(content_tag(&bytes)),
+                bytes,
+            }))
+        })
+    }
+
+    fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>> {
+        self.blocking(key, move |root, key| Self::delete_if_sync(root, key, &etag))
+    }
+
+    fn conditions_native(&self) -> bool {
+        true
     }
 }
 
@@ -357,6 +562,73 @@ impl Store for MemoryStore {
             state.objects.remove(&key);
             Ok(())
         })
+    }
+
+    fn put_new(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+    ) -> BoxFuture<Result<(), StoreError>> {
+        let put = self.put_if(key, body, meta, Condition::Absent);
+        Box::pin(async move { put.await.map(|_| ()) })
+    }
+
+    fn put_if(
+        &self,
+        key: String,
+        body: Body,
+        meta: ObjectMeta,
+        condition: Condition,
+    ) -> BoxFuture<Result<Option<String>, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let current = me.lock().objects.get(&key).map(|(b, _)| content_tag(b));
+            let holds = match &condition {
+                Condition::Absent => current.is_none(),
+                Condition::Matches(tag) => current.as_ref() == Some(tag),
+            };
+            if !holds {
+                return Err(StoreError::new(
+                    ErrorKind::Conflict,
+                    format!("PUT {key}: precondition failed"),
+                ));
+            }
+            let bytes = body
+                .read()
+                .map_err(|e| StoreError::from_io("reading body of", &key, e))?;
+            let tag = content_tag(&bytes);
+            me.put(key, body, meta).await?;
+            Ok(Some(tag))
+        })
+    }
+
+    fn get_tagged(&self, key: String) -> BoxFuture<Result<Option<Tagged>, StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            Ok(me.lock().objects.get(&key).map(|(b, _)| Tagged {
+                bytes: b.clone(),
+                etag: Some(content_tag(b)),
+            }))
+        })
+    }
+
+    fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let current = me.lock().objects.get(&key).map(|(b, _)| content_tag(b));
+            if current.as_deref() != Some(etag.as_str()) {
+                return Err(StoreError::new(
+                    ErrorKind::Conflict,
+                    format!("DELETE {key}: precondition failed"),
+                ));
+            }
+            me.delete(key).await
+        })
+    }
+
+    fn conditions_native(&self) -> bool {
+        true
     }
 }
 
@@ -468,6 +740,47 @@ mod tests {
             s.delete("live/x.ts".into()).await.unwrap();
             assert_eq!(s.get("live/x.ts".into()).await.unwrap(), None);
         });
+    }
+
+    #[test]
+    fn local_conditional_writes_refuse_what_they_must() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::open(dir.path()).unwrap();
+        let put_new = |key: &str, b: &[u8]| block_on(store.put_new(key.into(), bytes(b), meta()));
+        put_new("ev/s-00001.ts", b"one").unwrap();
+        let again = put_new("ev/s-00001.ts", b"two").unwrap_err();
+        assert_eq!(again.kind, ErrorKind::Conflict, "{again}");
+        assert_eq!(
+            std::fs::read(dir.path().join("ev/s-00001.ts")).unwrap(),
+            b"one"
+        );
+        let tmp_left = std::fs::read_dir(dir.path().join("ev")).unwrap().count();
+        assert_eq!(tmp_left, 1, "no temporary file is left");
+
+        let put_if = |b: &[u8], c: Condition| {
+            block_on(store.put_if("ev/x.lease".into(), bytes(b), meta(), c))
+        };
+        let tag = put_if(b"a", Condition::Absent).unwrap().unwrap();
+        assert_eq!(
+            put_if(b"b", Condition::Absent).unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        let wrong = Condition::Matches("\"0\"".into());
+        assert_eq!(put_if(b"b", wrong).unwrap_err().kind, ErrorKind::Conflict);
+        let tag2 = put_if(b"b", Condition::Matches(tag.clone()))
+            .unwrap()
+            .unwrap();
+        let read = block_on(store.get_tagged("ev/x.lease".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (read.bytes.as_slice(), read.etag),
+            (&b"b"[..], Some(tag2.clone()))
+        );
+        let stale = block_on(store.delete_if("ev/x.lease".into(), tag)).unwrap_err();
+        assert_eq!(stale.kind, ErrorKind::Conflict);
+        block_on(store.delete_if("ev/x.lease".into(), tag2)).unwrap();
+        assert!(!dir.path().join("ev/x.lease").exists());
     }
 
     #[test]
