@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         first_discontinuity: false,
         program: None,
         input_timeout: None,
+        opened: None,
         packaging: live_upload::media::Packaging::Ts,
         clock: Box::new(chrono::Utc::now),
     };

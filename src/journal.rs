@@ -134,6 +134,44 @@ pub fn deleted(key: &str) {
     });
 }
 
+/// `lease` taken: `key`, `run` (this run's id), `atomic` (the store
+/// honours conditional writes).
+pub fn lease_taken(key: &str, run: &str, atomic: bool) {
+    record("lease", |r| {
+        r.str("state", "taken")
+            .str("key", key)
+            .str("run", run)
+            .bool("atomic", atomic);
+    });
+}
+
+/// `lease` waiting (a standby): `key`, `holder`, `until` (RFC 3339).
+pub fn lease_waiting(key: &str, holder: &str, until: &str) {
+    record("lease", |r| {
+        r.str("state", "waiting")
+            .str("key", key)
+            .str("holder", holder)
+            .str("until", until);
+    });
+}
+
+/// `lease` lost: `key`, `holder` (the run that has it now, `null` when
+/// none can be named).
+pub fn lease_lost(key: &str, holder: Option<&str>) {
+    record("lease", |r| {
+        r.str("state", "lost")
+            .str("key", key)
+            .opt_str("holder", holder);
+    });
+}
+
+/// `lease` released: `key`.
+pub fn lease_released(key: &str) {
+    record("lease", |r| {
+        r.str("state", "released").str("key", key);
+    });
+}
+
 /// `resumed` for the rolling playlist: `key`, `media_sequence`, `listed`
 /// (segments it lists), `ended` (it had EXT-X-ENDLIST, now removed).
 pub fn resumed(key: &str, media_sequence: u64, listed: usize, ended: bool) {

@@ -26,6 +26,10 @@ pub struct LeaseRecord {
     pub run: String,
     pub started: DateTime<Utc>,
     pub expires: DateTime<Utc>,
+    /// Segment numbers up to this one may be written by the holder: a run
+    /// that takes the lease over numbers its segments above it, so that no
+    /// key of its can meet one the old holder still had on its way.
+    pub reserved: u64,
 }
 
 impl LeaseRecord {
@@ -33,12 +37,13 @@ impl LeaseRecord {
     pub fn render(&self) -> String {
         let t = |d: &DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Millis, true);
         format!(
-            "live_upload lease\nhost: {}\npid: {}\nrun: {}\nstarted: {}\nexpires: {}\n",
+            "live_upload lease\nhost: {}\npid: {}\nrun: {}\nstarted: {}\nexpires: {}\nreserved: {}\n",
             self.host,
             self.pid,
             self.run,
             t(&self.started),
-            t(&self.expires)
+            t(&self.expires),
+            self.reserved
         )
     }
 
@@ -49,6 +54,7 @@ impl LeaseRecord {
             return Err("it is not a live_upload lease".into());
         }
         let (mut host, mut pid, mut run, mut started, mut expires) = (None, None, None, None, None);
+        let mut reserved = 0;
         for line in lines {
             let Some((name, value)) = line.split_once(": ") else {
                 continue;
@@ -64,6 +70,7 @@ impl LeaseRecord {
                 "run" => run = Some(value.to_string()),
                 "started" => started = Some(time()?),
                 "expires" => expires = Some(time()?),
+                "reserved" => reserved = value.parse().map_err(|e| format!("reserved: {e}"))?,
                 _ => {}
             }
         }
@@ -74,6 +81,7 @@ impl LeaseRecord {
             run: run.ok_or_else(|| missing("run"))?,
             started: started.ok_or_else(|| missing("started"))?,
             expires: expires.ok_or_else(|| missing("expires"))?,
+            reserved,
         })
     }
 
@@ -94,14 +102,21 @@ pub enum Verdict {
     Held(LeaseRecord),
 }
 
-/// Judges the lease object found (its text, if any) for run `me` at `now`.
-pub fn judge(found: Option<&str>, me: &str, now: DateTime<Utc>) -> Verdict {
+/// Judges the lease object found (its text, if any) for run `me` at `now`;
+/// `gone` tells of a holder known to have ended (a process of this machine
+/// that no longer exists), whose lease is free before it runs out.
+pub fn judge(
+    found: Option<&str>,
+    me: &str,
+    now: DateTime<Utc>,
+    gone: impl Fn(&LeaseRecord) -> bool,
+) -> Verdict {
     let Some(text) = found else {
         return Verdict::Free;
     };
     match LeaseRecord::parse(text) {
         Ok(r) if r.run == me => Verdict::Ours,
-        Ok(r) if r.expires > now => Verdict::Held(r),
+        Ok(r) if r.expires > now && !gone(&r) => Verdict::Held(r),
         // expired, or not a lease we can read (a holder that cannot be
         // named cannot be waited for)
         _ => Verdict::Free,
@@ -139,6 +154,14 @@ impl LeaseTiming {
         let margin = (self.lease / 5).max(Duration::from_secs(1));
         self.lease.saturating_sub(margin)
     }
+}
+
+/// How many segment numbers past the highest one written a holder
+/// reserves at a time: those it may cut in twice the lease, at least ten,
+/// so that it renews for numbers rarely and a takeover skips few.
+pub fn reserve_ahead(lease: Duration, target: Duration) -> u64 {
+    let per_lease = (lease.as_secs_f64() * 2.0 / target.as_secs_f64().max(0.1)).ceil();
+    (per_lease as u64).max(10)
 }
 
 /// A holder's own view of its lease: whether it may still publish.
@@ -210,6 +233,7 @@ mod tests {
             run: run.into(),
             started: Utc.with_ymd_and_hms(2026, 12, 2, 20, 0, 0).unwrap(),
             expires: Utc.with_ymd_and_hms(2026, 12, 2, 20, 0, expires_s).unwrap(),
+            reserved: 17,
         }
     }
 
@@ -218,27 +242,37 @@ mod tests {
         let r = record("00ff00ff00ff00ff", 10);
         let text = r.render();
         assert!(text.contains("expires: 2026-12-02T20:00:10.000Z"), "{text}");
+        assert!(text.ends_with("reserved: 17\n"), "{text}");
         assert_eq!(LeaseRecord::parse(&text).unwrap(), r);
         assert!(LeaseRecord::parse("hello").is_err());
         let no_run = text.replace("run: 00ff00ff00ff00ff\n", "");
         assert_eq!(LeaseRecord::parse(&no_run).unwrap_err(), "it has no run");
         assert_eq!(r.holder(), "edge-1 pid 4242 (run 00ff00ff00ff00ff)");
+        // a record without reservations reserves nothing
+        let older = text.replace("reserved: 17\n", "");
+        assert_eq!(LeaseRecord::parse(&older).unwrap().reserved, 0);
         assert_eq!(lease_name("live/index.m3u8"), "live/index.m3u8.lease");
     }
 
     #[test]
     fn who_may_take_the_lease() {
         let now = Utc.with_ymd_and_hms(2026, 12, 2, 20, 0, 5).unwrap();
-        assert_eq!(judge(None, "me", now), Verdict::Free);
+        let alive = |_: &LeaseRecord| false;
+        assert_eq!(judge(None, "me", now, alive), Verdict::Free);
         let live = record("other", 10).render();
         assert_eq!(
-            judge(Some(&live), "me", now),
+            judge(Some(&live), "me", now, alive),
             Verdict::Held(record("other", 10))
         );
-        assert_eq!(judge(Some(&live), "other", now), Verdict::Ours);
+        assert_eq!(judge(Some(&live), "other", now, alive), Verdict::Ours);
+        // a holder known to be gone leaves its lease free before it expires
+        assert_eq!(
+            judge(Some(&live), "me", now, |r| r.pid == 4242),
+            Verdict::Free
+        );
         let expired = record("other", 5).render();
-        assert_eq!(judge(Some(&expired), "me", now), Verdict::Free);
-        assert_eq!(judge(Some("garbage"), "me", now), Verdict::Free);
+        assert_eq!(judge(Some(&expired), "me", now, alive), Verdict::Free);
+        assert_eq!(judge(Some("garbage"), "me", now, alive), Verdict::Free);
     }
 
     #[test]
@@ -272,6 +306,14 @@ mod tests {
         assert!(!f.may_publish(at(3_001)));
         f.renewed(at(4_000));
         assert!(f.is_lost(), "a lost lease stays lost");
+        assert_eq!(
+            reserve_ahead(Duration::from_secs(10), Duration::from_secs(2)),
+            10
+        );
+        assert_eq!(
+            reserve_ahead(Duration::from_secs(30), Duration::from_secs(1)),
+            60
+        );
         assert_ne!(new_run_id(), new_run_id());
         assert_eq!(new_run_id().len(), 16);
     }

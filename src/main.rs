@@ -15,6 +15,7 @@ use clap::Parser;
 
 use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
+use live_upload::input::standby::Standby;
 use live_upload::journal;
 use live_upload::media::segment::segment_name;
 use live_upload::media::Packaging;
@@ -22,7 +23,9 @@ use live_upload::resume;
 use live_upload::segmenter::{self, SegmenterConfig, SegmenterError, SegmenterSummary};
 use live_upload::serve::{ServeConfig, ServeFailure};
 use live_upload::spool;
-use live_upload::uploader::retry::RetryPolicy;
+use live_upload::uploader::lease::{Acquired, Lease, LeaseError, LeaseSettings, LeasedStore};
+use live_upload::uploader::retry::{Retrier, RetryPolicy};
+use live_upload::uploader::store::Store;
 use live_upload::uploader::{
     open_store, ArchiveConfig, UploadError, UploadSummary, Uploader, UploaderConfig,
 };
@@ -57,7 +60,9 @@ enum Failure {
     /// Segments not yet stored outgrew --max-spool while the destination
     /// failed.
     SpoolFull(String),
-    /// Another run holds the spool directory: nothing was published.
+    /// Another run holds the stream's lease or the spool directory (nothing
+    /// was published), or took the lease over, or wrote a segment key of
+    /// this run's (nothing more was published).
     Lease(String),
     /// An unexpected internal error.
     Internal(String),
@@ -256,12 +261,93 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
         cfg.target,
         store.describe()
     );
-    let outcome = match &cfg.ladder {
-        Some(ladder) => ladder::segment_and_publish(cfg, ladder, totals, &runtime, store, stop),
-        None => publish_one(cfg, totals, &runtime, store, stop),
+    // a standby reads its input while it waits, so that it starts from the
+    // present
+    let standby = match cfg.standby {
+        true => Some(open_standby(cfg, &stop)?),
+        false => None,
     };
+    let Some(acquired) = take_lease(cfg, &runtime, store.clone(), &stop, standby.as_ref())? else {
+        return Ok(());
+    };
+    let lease = acquired.lease;
+    let keeper = runtime.spawn(lease.clone().keep());
+    let leased: Arc<dyn Store> =
+        Arc::new(LeasedStore::new(store, lease.clone(), &cfg.segment_prefix));
+    let begin = Begin {
+        opened: standby.map(Standby::into_input),
+        first_number: acquired.first_number,
+    };
+    let outcome = match &cfg.ladder {
+        Some(ladder) => {
+            ladder::segment_and_publish(cfg, ladder, totals, &runtime, leased, stop, begin)
+        }
+        None => publish_one(cfg, totals, &runtime, leased, stop, begin),
+    };
+    // the final playlist is out (or the run failed): the next run may take over
+    runtime.block_on(lease.release());
+    keeper.abort();
     drop(spool_lock);
     outcome
+}
+
+/// Where a run that holds the lease starts: its input as a standby kept
+/// it, and the lowest segment number it may use.
+struct Begin {
+    opened: Option<Box<dyn std::io::Read + Send>>,
+    first_number: u64,
+}
+
+fn open_standby(cfg: &Config, stop: &Arc<AtomicBool>) -> Result<Standby, Failure> {
+    let source = live_upload::input::source::open(&cfg.input, stop.clone(), cfg.input_timeout)
+        .map_err(|e| Failure::Input(format!("cannot open input {}: {e}", cfg.input)))?;
+    Standby::start(source, live_upload::input::standby::WINDOW)
+        .map_err(|e| Failure::Internal(format!("cannot start reading the input: {e}")))
+}
+
+/// The lease object's key: beside the playlist, or the ladder's master.
+fn lease_key(cfg: &Config) -> String {
+    let name = cfg.ladder.as_ref().map_or(&cfg.index_name, |l| &l.master);
+    live_upload::uploader::object_key(&cfg.key_prefix, &live_upload::lease::lease_name(name))
+}
+
+/// Takes the stream's lease (a standby waits for it); `None` when a standby
+/// stopped waiting: a signal, or its input ended.
+fn take_lease(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    stop: &Arc<AtomicBool>,
+    standby: Option<&Standby>,
+) -> Result<Option<Acquired>, Failure> {
+    let settings = LeaseSettings {
+        key: lease_key(cfg),
+        timing: cfg.lease,
+        target: cfg.target.to_std(),
+        standby: cfg.standby,
+    };
+    let retrier = Retrier::new(RetryPolicy {
+        attempt_timeout: cfg.request_timeout,
+        ..RetryPolicy::default()
+    });
+    let keep_waiting = || {
+        if stop.load(Ordering::Relaxed) {
+            return Err("stopped by a signal while standing by".to_string());
+        }
+        match standby.and_then(Standby::ended) {
+            Some(why) => Err(format!("{why} while standing by")),
+            None => Ok(()),
+        }
+    };
+    match runtime.block_on(Lease::acquire(store, retrier, settings, keep_waiting)) {
+        Ok(acquired) => Ok(Some(acquired)),
+        Err(e @ LeaseError::Held { .. }) => Err(Failure::Lease(e.to_string())),
+        Err(e @ LeaseError::Store { .. }) => Err(Failure::Storage(e.to_string())),
+        Err(LeaseError::Stopped(why)) => {
+            log::info!("{why}; nothing was published");
+            Ok(None)
+        }
+    }
 }
 
 /// The run without a ladder: one segmenter, one publisher.
@@ -269,14 +355,17 @@ fn publish_one(
     cfg: &Config,
     totals: &mut Totals,
     runtime: &tokio::runtime::Runtime,
-    store: Arc<dyn live_upload::uploader::store::Store>,
+    store: Arc<dyn Store>,
     stop: Arc<AtomicBool>,
+    begin: Begin,
 ) -> Outcome {
     let mut uploader = Uploader::new(store, uploader_config(cfg), stop.clone());
-    let (first_sequence, first_discontinuity) = runtime.block_on(prepare(cfg, &mut uploader))?;
+    let (first_sequence, first_discontinuity) =
+        runtime.block_on(prepare(cfg, &mut uploader, begin.first_number))?;
 
     let (outbox, inbox) = channel::bounded(CHANNEL_CAPACITY);
-    let seg_cfg = segmenter_config(cfg, first_sequence, first_discontinuity);
+    let mut seg_cfg = segmenter_config(cfg, first_sequence, first_discontinuity);
+    seg_cfg.opened = begin.opened;
     let seg_stop = stop.clone();
     let segmenter = thread::Builder::new()
         .name("segmenter".into())
@@ -356,6 +445,7 @@ fn segmenter_config(
         first_discontinuity,
         program: cfg.program,
         input_timeout: cfg.input_timeout,
+        opened: None,
         packaging: cfg.format,
         clock: Box::new(chrono::Utc::now),
     }
@@ -375,6 +465,7 @@ fn outcome(
         );
         return Err(match e {
             UploadError::SpoolFull { .. } => Failure::SpoolFull(message),
+            UploadError::Store { source, .. } if source.is_contested() => Failure::Lease(message),
             _ => Failure::Storage(message),
         });
     }
@@ -409,11 +500,15 @@ fn outcome(
 
 /// Decides where this run starts from what an earlier run published and
 /// left in the spool (see `live_upload::resume`), and sets the uploader up
-/// to continue. Returns the first segment number and whether it follows a
-/// break.
-async fn prepare(cfg: &Config, uploader: &mut Uploader) -> Result<(u64, bool), Failure> {
+/// to continue, numbering from `lowest` at least (the lease's reservation).
+/// Returns the first segment number and whether it follows a break.
+async fn prepare(
+    cfg: &Config,
+    uploader: &mut Uploader,
+    lowest: u64,
+) -> Result<(u64, bool), Failure> {
     let plan = plan_resume(cfg, uploader).await?;
-    let first = first_unused(cfg, uploader, plan.first_sequence).await?;
+    let first = first_unused(cfg, uploader, plan.first_sequence.max(lowest)).await?;
     Ok(apply_resume(uploader, plan, first))
 }
 

@@ -37,6 +37,9 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     pub flush_timeout: std::time::Duration,
     pub delete_old: bool,
+    /// How long the lease on the stream lasts.
+    pub lease: crate::lease::LeaseTiming,
+    pub standby: bool,
     /// The archive's object name and publishing interval.
     pub archive: Option<(String, MediaDuration)>,
     pub segment_cache_control: String,
@@ -82,7 +85,10 @@ impl Config {
             return Err("--events must name a file".into());
         }
         let ladder = ladder(&o)?;
+        let lease = lease_timing(o.lease_seconds, target)?;
         Ok(Config {
+            lease,
+            standby: o.standby,
             target,
             destination,
             key_prefix,
@@ -262,6 +268,25 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
         _ => (t, 1),
     };
     digits.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// `--lease-seconds`, or its default for the target duration.
+fn lease_timing(
+    value: Option<f64>,
+    target: MediaDuration,
+) -> Result<crate::lease::LeaseTiming, String> {
+    use crate::lease::LeaseTiming;
+    let Some(v) = value else {
+        return Ok(LeaseTiming::default_for(target.to_std()));
+    };
+    let lease = seconds("--lease-seconds", v)?;
+    if lease < LeaseTiming::MIN {
+        return Err(format!(
+            "--lease-seconds must be at least {} (a renewal every quarter of it), not {v}",
+            LeaseTiming::MIN.as_secs()
+        ));
+    }
+    Ok(LeaseTiming { lease })
 }
 
 fn seconds(name: &str, value: f64) -> Result<std::time::Duration, String> {

@@ -52,8 +52,8 @@ instance metadata), never from the command line.
 
 Exit codes: 0 stream ended and published, 1 internal error, 2 bad command line,
 3 input could not be opened or read (or is not MPEG-TS), 4 destination failed,
-5 spool limit exceeded while the destination was failing, 6 the spool directory is
-in use by another run.";
+5 spool limit exceeded while the destination was failing, 6 another run holds the
+stream's lease or the spool directory, or took the lease over.";
 
 /// Cut a live MPEG-TS stream into HLS segments on keyframes and publish them,
 /// with a rolling playlist, to a storage destination.
@@ -149,6 +149,18 @@ pub struct Opts {
     /// deleted (listed segments and restarts may need them).
     #[arg(long)]
     pub delete_old: bool,
+    /// How long the lease on the stream lasts, in seconds (at least 5): a
+    /// run holds it while it publishes and renews it every quarter of it; a
+    /// run that finds a live lease of another run exits 6 (or waits, with
+    /// --standby); one that cannot renew in time pauses publishing. Default:
+    /// the larger of 10 and three target durations.
+    #[arg(long, value_name = "SECONDS")]
+    pub lease_seconds: Option<f64>,
+    /// Hot standby: while another run holds the stream's lease, read the
+    /// input (keeping only its last few MB) and wait; once the lease runs
+    /// out, take it and continue the playlist after a discontinuity.
+    #[arg(long)]
+    pub standby: bool,
     /// Also keep an archive playlist of the whole event under this object
     /// name beside the rolling one (e.g. archive.m3u8):
     /// EXT-X-PLAYLIST-TYPE:EVENT with every segment and its program date

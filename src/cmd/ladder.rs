@@ -19,8 +19,8 @@ use live_upload::uploader::store::Store;
 use live_upload::uploader::{object_key, UploadSummary, Uploader};
 
 use super::{
-    apply_resume, first_unused, outcome, plan_resume, segmenter_config, uploader_config, Failure,
-    Outcome, Totals, CHANNEL_CAPACITY,
+    apply_resume, first_unused, outcome, plan_resume, segmenter_config, uploader_config, Begin,
+    Failure, Outcome, Totals, CHANNEL_CAPACITY,
 };
 
 /// Runs the ladder on the destination and spool directory that
@@ -32,6 +32,7 @@ pub(super) fn segment_and_publish(
     runtime: &tokio::runtime::Runtime,
     store: Arc<dyn Store>,
     stop: Arc<AtomicBool>,
+    begin: Begin,
 ) -> Outcome {
     let (layout_tx, layout_rx) = mpsc::channel();
     let (start_tx, start_rx) = mpsc::channel();
@@ -43,7 +44,8 @@ pub(super) fn segment_and_publish(
         start: start_rx,
         events: events_tx.clone(),
     };
-    let seg_cfg = segmenter_config(cfg, 1, false);
+    let mut seg_cfg = segmenter_config(cfg, 1, false);
+    seg_cfg.opened = begin.opened;
     let seg_stop = stop.clone();
     let segmenter = thread::Builder::new()
         .name("segmenter".into())
@@ -74,15 +76,16 @@ pub(super) fn segment_and_publish(
         uploaders.push(Uploader::new(store.clone(), ucfg, stop.clone()));
     }
     drop(events_tx);
-    let (first, discontinuity) = match runtime.block_on(resume_all(&configs, &mut uploaders)) {
-        Ok(start) => start,
-        Err(f) => {
-            stop.store(true, Ordering::Relaxed);
-            drop(start_tx);
-            let _ = join(segmenter)?;
-            return Err(f);
-        }
-    };
+    let (first, discontinuity) =
+        match runtime.block_on(resume_all(&configs, &mut uploaders, begin.first_number)) {
+            Ok(start) => start,
+            Err(f) => {
+                stop.store(true, Ordering::Relaxed);
+                drop(start_tx);
+                let _ = join(segmenter)?;
+                return Err(f);
+            }
+        };
     let mut outboxes = Vec::new();
     let mut inboxes = Vec::new();
     for _ in &layout {
@@ -177,10 +180,12 @@ fn rendition_config(cfg: &Config, r: &RenditionLayout) -> Config {
 /// the lowest any rendition that published before would continue at (a
 /// rendition's complete spool segments from there on were never announced:
 /// the segmenter announces a number only once every rendition finished
-/// it), raised past any key that already exists in any rendition.
+/// it), raised to `lowest` (the lease's reservation) and past any key that
+/// already exists in any rendition.
 async fn resume_all(
     configs: &[Config],
     uploaders: &mut [Uploader],
+    lowest: u64,
 ) -> Result<(u64, bool), Failure> {
     let mut plans = Vec::new();
     for (cfg, up) in configs.iter().zip(uploaders.iter()) {
@@ -213,7 +218,7 @@ async fn resume_all(
     }
     let mut first = target;
     for (cfg, up) in configs.iter().zip(uploaders.iter()) {
-        first = first.max(first_unused(cfg, up, target).await?);
+        first = first.max(first_unused(cfg, up, target.max(lowest)).await?);
     }
     let mut discontinuity = false;
     for (up, plan) in uploaders.iter_mut().zip(plans) {

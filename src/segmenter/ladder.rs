@@ -32,7 +32,7 @@ use super::{
 };
 use crate::channel::Outbox;
 use crate::codec::keyframe;
-use crate::input::{avio, lock, source, InputBuffer};
+use crate::input::{avio, lock, InputBuffer};
 use crate::journal;
 use crate::master::{self, VideoKind};
 use crate::media::cut::{Cut, PacketInfo, SegmentTiming};
@@ -147,17 +147,12 @@ pub fn run_ladder(
 }
 
 fn segment_ladder(
-    cfg: SegmenterConfig,
+    mut cfg: SegmenterConfig,
     ladder: LadderRun,
     tx_summary: &mut SegmenterSummary,
     stop: Arc<AtomicBool>,
 ) -> Result<(), SegmenterError> {
-    let source = source::open(&cfg.input, stop.clone(), cfg.input_timeout).map_err(|e| {
-        SegmenterError::Open {
-            input: cfg.input.clone(),
-            reason: e.to_string(),
-        }
-    })?;
+    let source = super::open_input(&mut cfg, &stop)?;
     let input = InputBuffer::shared();
     let mut opened = avio::open(source, input.clone(), stop.clone())
         .map_err(|e| open_error(e, &input, &cfg.input))?;

@@ -48,6 +48,9 @@ pub struct SegmenterConfig {
     /// MPEG-TS program number to take; default the first.
     pub program: Option<u16>,
     pub input_timeout: Option<Duration>,
+    /// The input, already opened (a standby's, with what it kept while
+    /// waiting); `None`: open `input`.
+    pub opened: Option<Box<dyn std::io::Read + Send>>,
     /// TS passthrough or fMP4/CMAF.
     pub packaging: Packaging,
     pub clock: Clock,
@@ -106,20 +109,28 @@ struct StreamMeta {
 /// Segments finished before an error are still sent; the result says how the
 /// run ended.
 pub fn run(
-    cfg: SegmenterConfig,
+    mut cfg: SegmenterConfig,
     tx: &Outbox,
     stop: Arc<AtomicBool>,
 ) -> Result<SegmenterSummary, (SegmenterError, SegmenterSummary)> {
-    match source::open(&cfg.input, stop.clone(), cfg.input_timeout) {
+    match open_input(&mut cfg, &stop) {
         Ok(source) => run_reader(source, cfg, tx, stop),
-        Err(e) => {
-            let err = SegmenterError::Open {
-                input: cfg.input.clone(),
-                reason: e.to_string(),
-            };
-            Err((err, SegmenterSummary::default()))
-        }
+        Err(err) => Err((err, SegmenterSummary::default())),
     }
+}
+
+/// The input `cfg` names, or the one it was given already open.
+pub(crate) fn open_input(
+    cfg: &mut SegmenterConfig,
+    stop: &Arc<AtomicBool>,
+) -> Result<Box<dyn std::io::Read + Send>, SegmenterError> {
+    if let Some(source) = cfg.opened.take() {
+        return Ok(source);
+    }
+    source::open(&cfg.input, stop.clone(), cfg.input_timeout).map_err(|e| SegmenterError::Open {
+        input: cfg.input.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// Like [`run`], reading from `source` (`cfg.input` only names it).
@@ -642,6 +653,7 @@ pub fn segment_in_memory(
         first_discontinuity: false,
         program: None,
         input_timeout: None,
+        opened: None,
         packaging: Packaging::Ts,
         clock: Box::new(chrono::Utc::now),
     };

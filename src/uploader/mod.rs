@@ -12,6 +12,7 @@
 //! finished.
 
 pub mod defaults;
+pub mod lease;
 pub mod master;
 mod open;
 pub mod retry;
