@@ -15,7 +15,7 @@ use clap::Parser;
 
 use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
-use live_upload::input::standby::Standby;
+use live_upload::input::standby::{Standby, Window};
 use live_upload::journal;
 use live_upload::media::segment::segment_name;
 use live_upload::media::Packaging;
@@ -301,7 +301,12 @@ struct Begin {
 fn open_standby(cfg: &Config, stop: &Arc<AtomicBool>) -> Result<Standby, Failure> {
     let source = live_upload::input::source::open(&cfg.input, stop.clone(), cfg.input_timeout)
         .map_err(|e| Failure::Input(format!("cannot open input {}: {e}", cfg.input)))?;
-    Standby::start(source, live_upload::input::standby::WINDOW)
+    // a keyframe to start from: two target durations, at least 2 s
+    let window = Window {
+        time: (cfg.target.to_std() * 2).max(Duration::from_secs(2)),
+        max_bytes: live_upload::input::standby::MAX_BYTES,
+    };
+    Standby::start(source, window)
         .map_err(|e| Failure::Internal(format!("cannot start reading the input: {e}")))
 }
 

@@ -157,8 +157,9 @@ pub struct Opts {
     #[arg(long, value_name = "SECONDS")]
     pub lease_seconds: Option<f64>,
     /// Hot standby: while another run holds the stream's lease, read the
-    /// input (keeping only its last few MB) and wait; once the lease runs
-    /// out, take it and continue the playlist after a discontinuity.
+    /// input (keeping only what arrived in the last two target durations)
+    /// and wait; once the lease runs out, take it and continue the playlist
+    /// after a discontinuity.
     #[arg(long)]
     pub standby: bool,
     /// Also keep an archive playlist of the whole event under this object

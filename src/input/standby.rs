@@ -1,22 +1,51 @@
 //! A hot standby's input while it waits for the lease: read all the time
 //! (so that the source is never held up and the run starts from the
-//! present), keeping only the last [`WINDOW`] bytes.
+//! present), keeping only what arrived in the last moments.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
-/// The most a waiting standby keeps: a few seconds of a typical live
-/// stream (4 s at 8 Mbit/s), so that it starts at a recent keyframe.
-pub const WINDOW: usize = 4 << 20;
+/// The most a waiting standby keeps, whatever the window's time: 8 s of
+/// an 8 Mbit/s stream.
+pub const MAX_BYTES: usize = 8 << 20;
 
-/// What the reading thread has so far.
+/// How much of the input a waiting standby keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// What arrived this recently (a live input arrives at its own pace);
+    /// enough to hold a keyframe to start from.
+    pub time: Duration,
+    pub max_bytes: usize,
+}
+
+/// What the reading thread has so far: chunks with their arrival times.
 #[derive(Default)]
 struct Kept {
-    bytes: Vec<u8>,
+    chunks: VecDeque<(Instant, Vec<u8>)>,
+    bytes: usize,
     /// The input ended (or failed) while waiting.
     ended: Option<String>,
+}
+
+impl Kept {
+    /// Adds `chunk` and lets go of what is older than the window or past
+    /// its size (the newest chunk always stays).
+    fn push(&mut self, chunk: &[u8], now: Instant, window: Window) {
+        self.bytes += chunk.len();
+        self.chunks.push_back((now, chunk.to_vec()));
+        while self.chunks.len() > 1 {
+            let (at, oldest) = &self.chunks[0];
+            if now.duration_since(*at) <= window.time && self.bytes <= window.max_bytes {
+                break;
+            }
+            self.bytes -= oldest.len();
+            self.chunks.pop_front();
+        }
+    }
 }
 
 /// The input of a waiting standby, read on a thread of its own.
@@ -27,8 +56,8 @@ pub struct Standby {
 }
 
 impl Standby {
-    /// Starts reading `source`, keeping at most `window` bytes.
-    pub fn start(mut source: Box<dyn Read + Send>, window: usize) -> io::Result<Standby> {
+    /// Starts reading `source`, keeping `window` of it.
+    pub fn start(mut source: Box<dyn Read + Send>, window: Window) -> io::Result<Standby> {
         let kept = Arc::new(Mutex::new(Kept::default()));
         let done = Arc::new(AtomicBool::new(false));
         let (k, d) = (kept.clone(), done.clone());
@@ -41,7 +70,7 @@ impl Standby {
                     let mut kept = k.lock().unwrap_or_else(|e| e.into_inner());
                     match got {
                         Ok(0) => kept.ended = Some("the input ended".into()),
-                        Ok(n) => keep_last(&mut kept.bytes, &chunk[..n], window),
+                        Ok(n) => kept.push(&chunk[..n], Instant::now(), window),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => kept.ended = Some(format!("reading the input failed: {e}")),
                     }
@@ -73,20 +102,10 @@ impl Standby {
             .reader
             .join()
             .unwrap_or_else(|_| Box::new(io::empty()) as Box<dyn Read + Send>);
-        let mut kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
-        let from = packet_start(&kept.bytes);
-        kept.bytes.drain(..from);
-        Box::new(io::Cursor::new(kept.bytes).chain(source))
-    }
-}
-
-/// Appends `new` to `kept` and drops the oldest bytes past `window`
-/// (moving the rest only when twice the window has gathered).
-fn keep_last(kept: &mut Vec<u8>, new: &[u8], window: usize) {
-    kept.extend_from_slice(new);
-    if kept.len() > window * 2 {
-        let cut = kept.len() - window;
-        kept.drain(..cut);
+        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut bytes: Vec<u8> = kept.chunks.into_iter().flat_map(|(_, c)| c).collect();
+        bytes.drain(..packet_start(&bytes));
+        Box::new(io::Cursor::new(bytes).chain(source))
     }
 }
 
@@ -105,12 +124,21 @@ mod tests {
 
     #[test]
     fn the_window_keeps_the_latest_bytes_from_a_packet_start() {
-        let mut kept = Vec::new();
+        let window = Window {
+            time: Duration::from_secs(2),
+            max_bytes: 250,
+        };
+        let t0 = Instant::now();
+        let mut kept = Kept::default();
         for i in 0..10u8 {
-            keep_last(&mut kept, &[i; 100], 250);
+            kept.push(&[i; 100], t0, window);
         }
-        assert!(kept.len() <= 500 && kept.len() >= 250);
-        assert_eq!(*kept.last().unwrap(), 9);
+        assert_eq!(kept.bytes, 200, "bounded by its size");
+        assert_eq!(kept.chunks.back().unwrap().1[0], 9);
+        kept.push(&[10; 10], t0 + Duration::from_secs(3), window);
+        assert_eq!(kept.bytes, 10, "and by its time");
+        kept.push(&[11; 1000], t0 + Duration::from_secs(3), window);
+        assert_eq!(kept.bytes, 1000, "the newest chunk stays");
         // three packets with a torn one before them
         let mut ts = vec![0xAAu8; 50];
         for _ in 0..3 {
@@ -125,7 +153,11 @@ mod tests {
     fn a_standby_reads_on_and_hands_over_the_window_and_the_rest() {
         // 1000 packets, numbered in their second byte, through a pipe
         let (reader, mut writer) = std::os::unix::net::UnixStream::pair().unwrap();
-        let standby = Standby::start(Box::new(reader), 188 * 10).unwrap();
+        let window = Window {
+            time: Duration::from_secs(60),
+            max_bytes: 188 * 10,
+        };
+        let standby = Standby::start(Box::new(reader), window).unwrap();
         let packet = |n: u8| {
             let mut p = vec![0u8; 188];
             p[0] = 0x47;
@@ -137,7 +169,7 @@ mod tests {
             writer.write_all(&packet(n)).unwrap();
         }
         // the window is bounded and the writer never blocked
-        while standby.kept.lock().unwrap().bytes.len() < 188 * 10 {
+        while standby.kept.lock().unwrap().bytes < 188 * 9 {
             thread::sleep(std::time::Duration::from_millis(5));
         }
         thread::sleep(std::time::Duration::from_millis(50));
@@ -152,7 +184,7 @@ mod tests {
         input.read_to_end(&mut all).unwrap();
         assert_eq!(all.len() % 188, 0);
         let numbers: Vec<u8> = all.chunks(188).map(|p| p[1]).collect();
-        assert!(numbers.len() <= 21, "{numbers:?}");
+        assert!(numbers.len() <= 12, "{numbers:?}");
         assert_eq!(
             *numbers.last().unwrap(),
             200,
