@@ -1213,7 +1213,7 @@ fn a_refused_create_only_segment_ends_the_run_with_exit_6() {
     )
     .unwrap();
     assert!(
-        !stored(&run.journal()).iter().any(|k| *k == taken_key),
+        !stored(&run.journal()).contains(&taken_key),
         "the decoy was stored before the run reached segment 4 (too slow a machine?)"
     );
 
