@@ -10,10 +10,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,9 @@ impl Dest {
 struct Live {
     child: Child,
     source: Child,
-    stderr: Option<JoinHandle<String>>,
+    /// Its standard error so far, and the thread that collects it.
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
     dir: tempfile::TempDir,
 }
 
@@ -104,16 +107,22 @@ impl Live {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let collected = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in err.lines() {
+                let Ok(line) = line else { break };
+                let mut s = collected.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
         });
         Live {
             child,
             source,
-            stderr: Some(stderr),
+            stderr,
+            reader: Some(reader),
             dir,
         }
     }
@@ -136,6 +145,19 @@ impl Live {
         }
     }
 
+    /// Whether the process has ended (a zombie not reaped yet, or gone).
+    fn ended(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).map_or(true, |stat| {
+            stat.rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('Z'))
+        })
+    }
+
+    fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid, which we have not reaped.
         unsafe { libc::kill(self.child.id() as i32, signal) };
@@ -152,23 +174,20 @@ impl Live {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                let err = self.stderr.take().unwrap().join().unwrap();
                 panic!(
                     "pid {} did not end within {limit:?}:\n{}",
                     self.child.id(),
-                    tail(&err)
+                    tail(&self.stderr_so_far())
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
         };
         let _ = self.source.kill();
         let _ = self.source.wait();
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        (status.code(), err)
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status.code(), self.stderr_so_far())
     }
 }
 
@@ -207,12 +226,25 @@ fn tail(s: &str) -> &str {
     &s[from..]
 }
 
-/// Polls `done` every 100 ms for at most `limit`.
+/// Polls `done` every 100 ms for at most `limit`; fails at once, with its
+/// log, when one of the `live` runs ends meanwhile.
 #[track_caller]
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+fn wait_until(what: &str, limit: Duration, live: &[&Live], mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        if let Some(run) = live.iter().find(|r| r.ended()) {
+            // its last lines may still be on their way
+            std::thread::sleep(Duration::from_millis(300));
+            if done() {
+                return;
+            }
+            panic!(
+                "{what}: pid {} ended first:\n{}",
+                run.pid(),
+                tail(&run.stderr_so_far())
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -412,9 +444,12 @@ fn overlap(first_dest: &Dest, second_dest: &Dest, proxies: Option<(&Proxy, &Prox
     let index = format!("{prefix}/index.m3u8");
     let lease_key = format!("{index}.lease");
     let mut first = Live::start(first_dest, &prefix, live_source(16, "testsrc2"), "2", &[]);
-    wait_until("the first run published", Duration::from_secs(30), || {
-        !published(&first.journal(), &index).is_empty()
-    });
+    wait_until(
+        "the first run published",
+        Duration::from_secs(30),
+        &[&first],
+        || !published(&first.journal(), &index).is_empty(),
+    );
 
     let refused_from = Utc::now();
     let started = Instant::now();
@@ -575,6 +610,7 @@ fn standby(
     wait_until(
         "the active run took the lease",
         Duration::from_secs(20),
+        &[&active],
         || run_id(&active.journal()).is_some(),
     );
     let active_run = run_id(&active.journal()).unwrap();
@@ -599,9 +635,12 @@ fn standby(
         ("the short standby", short.as_ref()),
     ] {
         let Some(run) = run else { continue };
-        wait_until(&format!("{name} waits"), Duration::from_secs(20), || {
-            !lease_events(&run.journal(), "waiting").is_empty()
-        });
+        wait_until(
+            &format!("{name} waits"),
+            Duration::from_secs(20),
+            &[],
+            || !lease_events(&run.journal(), "waiting").is_empty(),
+        );
         let journal = run.journal();
         let waiting = lease_event(&journal, "waiting");
         assert_eq!(waiting.str("key"), lease_key, "{}", waiting.line);
@@ -623,6 +662,7 @@ fn standby(
     wait_until(
         "the active run published three segments",
         Duration::from_secs(40),
+        &[&active, &standby],
         || {
             published(&active.journal(), &index)
                 .last()
@@ -674,6 +714,7 @@ fn standby(
     wait_until(
         "the standby took over and published",
         limit + Duration::from_secs(10),
+        &[&standby],
         || !published(&standby.journal(), &index).is_empty(),
     );
     let journal = standby.journal();
@@ -813,15 +854,20 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
     wait_until(
         "the active run took the lease",
         Duration::from_secs(20),
+        &[&active],
         || run_id(&active.journal()).is_some(),
     );
     let mut standby = Live::start(&d2, &prefix, src2, "2", &["--standby"]);
-    wait_until("the standby waits", Duration::from_secs(20), || {
-        !lease_events(&standby.journal(), "waiting").is_empty()
-    });
+    wait_until(
+        "the standby waits",
+        Duration::from_secs(20),
+        &[&standby],
+        || !lease_events(&standby.journal(), "waiting").is_empty(),
+    );
     wait_until(
         "the active run published twice",
         Duration::from_secs(30),
+        &[&active, &standby],
         || published(&active.journal(), &index).len() >= 2,
     );
 
@@ -830,6 +876,7 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
     wait_until(
         "the standby took over and published",
         Duration::from_secs(LEASE_SECONDS + 15),
+        &[&standby],
         || !published(&standby.journal(), &index).is_empty(),
     );
     let standby_run = run_id(&standby.journal()).unwrap();
@@ -1194,7 +1241,7 @@ fn a_refused_create_only_segment_ends_the_run_with_exit_6() {
         "1",
         &[],
     );
-    wait_until("segment 1 stored", Duration::from_secs(20), || {
+    wait_until("segment 1 stored", Duration::from_secs(20), &[&run], || {
         !stored(&run.journal()).is_empty()
     });
     // the other writer's bytes, stored behind the proxy's back
