@@ -885,13 +885,22 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
     if let Some(wait) = past_lease.checked_duration_since(Instant::now()) {
         std::thread::sleep(wait);
     }
+    // the standby's first PUT since the holder froze (its probe or its
+    // take of the lease; a probe it may have made while waiting is earlier)
     let takeover = p2
         .exchanges()
         .iter()
-        .filter(|e| e.method == "PUT" && key_of(e) == lease_key)
+        .filter(|e| e.method == "PUT")
         .map(|e| sent_at(&p2, e))
+        .filter(|&at| at > stopped)
         .min()
-        .expect("the standby PUT the lease");
+        .expect("the standby PUT something");
+    assert!(
+        p2.exchanges()
+            .iter()
+            .any(|e| e.method == "PUT" && key_of(e) == lease_key && e.status == 200),
+        "the standby took the lease"
+    );
     active.signal(libc::SIGCONT);
 
     let (code, stderr) = active.wait(Duration::from_secs(30));
