@@ -1317,20 +1317,30 @@ fn a_refused_create_only_segment_ends_the_run_with_exit_6() {
 // ---------------------------------------------------------- command line
 
 #[test]
-fn a_lease_below_five_seconds_is_refused() {
+fn a_lease_below_five_seconds_is_refused_and_decimals_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.ts");
     common::make_av(&input, 2, 30, &[]);
-    for value in ["4", "4.9"] {
-        let out = Command::new(BIN)
+    let run = |value: &str, out: &str| {
+        Command::new(BIN)
             .arg(&input)
             .arg("1")
             .arg(dir.path().join("spool"))
             .args(["live", "index.m3u8", ""])
-            .arg(format!("file://{}", dir.path().join("out").display()))
+            .arg(format!("file://{}", dir.path().join(out).display()))
             .args(["ev", "--lease-seconds", value])
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // decimals are accepted from 5 on, and the lease is gone at the end
+    let out = run("5.5", "accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "5.5: {stderr}");
+    let accepted = dir.path().join("accepted/ev");
+    assert!(accepted.join("index.m3u8").exists(), "5.5: {stderr}");
+    assert!(!accepted.join("index.m3u8.lease").exists(), "released");
+    for value in ["4", "4.9"] {
+        let out = run(value, "out");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
         assert_eq!(
