@@ -850,14 +850,22 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
     let index = format!("{prefix}/index.m3u8");
     let lease_key = format!("{index}.lease");
     let (src1, src2) = (live_source(45, "testsrc2"), live_source(45, "testsrc2"));
-    let mut active = Live::start(&d1, &prefix, src1, "2", &[]);
+    // a window that keeps the takeover's discontinuity in the final playlist
+    let window = ["--window", "40"];
+    let mut active = Live::start(&d1, &prefix, src1, "2", &window);
     wait_until(
         "the active run took the lease",
         Duration::from_secs(20),
         &[&active],
         || run_id(&active.journal()).is_some(),
     );
-    let mut standby = Live::start(&d2, &prefix, src2, "2", &["--standby"]);
+    let mut standby = Live::start(
+        &d2,
+        &prefix,
+        src2,
+        "2",
+        &[&window[..], &["--standby"]].concat(),
+    );
     wait_until(
         "the standby waits",
         Duration::from_secs(20),
