@@ -486,7 +486,7 @@ fn overlap(first_dest: &Dest, second_dest: &Dest, proxies: Option<(&Proxy, &Prox
         .split_whitespace()
         .next()
         .unwrap_or("")
-        .trim_end_matches(['.', ',', ';']);
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     let until_time = rfc3339(until);
     assert!(
         until_time > refused_from - chrono::Duration::seconds(1),
