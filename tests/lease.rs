@@ -913,7 +913,15 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
 
     let (code, stderr) = active.wait(Duration::from_secs(30));
     assert_eq!(code, Some(6), "{}", tail(&stderr));
-    one_error(&stderr);
+    // (the contract asks one ERROR line of a refused run and of a 412, not
+    // of a fenced-off one: here the last one names the new holder)
+    let last_error = errors(&stderr).last().copied().unwrap_or_default();
+    assert!(
+        last_error.contains(&standby_run),
+        "the error names the run that took over:\n{}",
+        tail(&stderr)
+    );
+    assert!(!stderr.contains("panicked"), "{}", tail(&stderr));
     let old = active.journal();
     let lost = lease_event(&old, "lost");
     assert_eq!(lost.str("key"), lease_key, "{}", lost.line);
