@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::garage::garage;
-use common::proxy::{Conditions, Exchange, Proxy};
+use common::proxy::{Conditions, Exchange, Faults, Proxy};
 use common::{journal, live_source, Record, BIN};
 
 /// `--lease-seconds` of every run: the smallest accepted.
@@ -957,6 +957,114 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
     assert_eq!(
         published(&standby.journal(), &index).last(),
         Some(&final_text)
+    );
+    assert_no_key_rewritten(&[&p1, &p2]);
+}
+
+/// The holder is cut off from the store (every connection through its
+/// proxy reset) for longer than its lease while it keeps cutting segments;
+/// the standby takes over. When the store is back the old run has segments
+/// and a playlist waiting, and must not send them: it publishes nothing
+/// after the takeover (not even an attempt), and exits 6.
+#[test]
+fn a_holder_cut_off_past_its_lease_sends_nothing_after_the_takeover() {
+    let upstream = garage_upstream();
+    let (p1, p2) = (Proxy::start(&upstream), Proxy::start(&upstream));
+    let (d1, d2) = (Dest::S3(p1.url()), Dest::S3(p2.url()));
+    let prefix = unique("cutoff");
+    let index = format!("{prefix}/index.m3u8");
+    let lease_key = format!("{index}.lease");
+    let (src1, src2) = (live_source(45, "testsrc2"), live_source(45, "testsrc2"));
+    let window = ["--window", "40"];
+    let mut active = Live::start(&d1, &prefix, src1, "2", &window);
+    wait_until(
+        "the active run took the lease",
+        Duration::from_secs(20),
+        &[&active],
+        || run_id(&active.journal()).is_some(),
+    );
+    let mut standby = Live::start(
+        &d2,
+        &prefix,
+        src2,
+        "2",
+        &[&window[..], &["--standby"]].concat(),
+    );
+    wait_until(
+        "the standby waits",
+        Duration::from_secs(20),
+        &[&standby],
+        || !lease_events(&standby.journal(), "waiting").is_empty(),
+    );
+    wait_until(
+        "the active run published twice",
+        Duration::from_secs(30),
+        &[&active, &standby],
+        || published(&active.journal(), &index).len() >= 2,
+    );
+
+    let cut = Instant::now();
+    let back = cut + Duration::from_secs(LEASE_SECONDS + 10);
+    p1.set_faults(Faults {
+        blackout: Some((cut, back)),
+        ..Faults::default()
+    });
+    wait_until(
+        "the standby took over and published",
+        Duration::from_secs(LEASE_SECONDS + 10),
+        &[&standby],
+        || !published(&standby.journal(), &index).is_empty(),
+    );
+    let standby_run = run_id(&standby.journal()).unwrap();
+    let takeover = p2
+        .exchanges()
+        .iter()
+        .filter(|e| e.method == "PUT")
+        .map(|e| sent_at(&p2, e))
+        .filter(|&at| at > cut)
+        .min()
+        .expect("the standby PUT something");
+
+    let (code, stderr) = active.wait(Duration::from_secs(LEASE_SECONDS + 40));
+    assert_eq!(code, Some(6), "{}", tail(&stderr));
+    assert!(
+        Instant::now() > back,
+        "it could not know before the store was back"
+    );
+    let old = active.journal();
+    let lost = lease_event(&old, "lost");
+    assert_eq!(lost.str("key"), lease_key, "{}", lost.line);
+    assert!(
+        lost.opt_str("holder")
+            .is_some_and(|h| h.contains(&standby_run)),
+        "{}",
+        lost.line
+    );
+    // no write begun after the takeover, whether it reached the store or
+    // was reset in the outage
+    let late: Vec<Exchange> = writes(&p1)
+        .into_iter()
+        .filter(|e| p1.started() + e.began_at > takeover)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "the cut-off run tried to write after the takeover:\n{}",
+        describe(&late)
+    );
+    assert!(
+        old.iter().any(|r| r.event() == "segment"
+            && rfc3339(r.str("t")) > rfc3339(lease_event(&standby.journal(), "taken").str("t"))),
+        "the old run had segments of its own to publish after the takeover"
+    );
+
+    let (code, stderr) = standby.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{}", tail(&stderr));
+    let final_text = d2.read_text(&index).expect("a playlist");
+    assert!(final_text.ends_with("#EXT-X-ENDLIST\n"), "{final_text}");
+    assert_eq!(
+        final_text.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{final_text}"
     );
     assert_no_key_rewritten(&[&p1, &p2]);
 }
