@@ -13,6 +13,8 @@ pub struct Message {
     pub body: Vec<u8>,
     /// The message exactly as read.
     pub raw: Vec<u8>,
+    /// When its first line had been read.
+    pub began: Option<std::time::Instant>,
 }
 
 impl Message {
@@ -50,6 +52,7 @@ pub fn read_message(r: &mut BufReader<TcpStream>, no_body: bool) -> io::Result<O
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
     }
+    msg.began = Some(std::time::Instant::now());
     msg.raw.extend_from_slice(line.as_bytes());
     msg.start = line.trim_end().to_string();
     loop {
