@@ -913,11 +913,11 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
 
     let (code, stderr) = active.wait(Duration::from_secs(30));
     assert_eq!(code, Some(6), "{}", tail(&stderr));
-    // (the contract asks one ERROR line of a refused run and of a 412, not
-    // of a fenced-off one: here the last one names the new holder)
-    let last_error = errors(&stderr).last().copied().unwrap_or_default();
+    // one ERROR line, naming the run that took over
+    let errors = errors(&stderr);
+    assert_eq!(errors.len(), 1, "one ERROR line:\n{}", tail(&stderr));
     assert!(
-        last_error.contains(&standby_run),
+        errors[0].contains(&standby_run),
         "the error names the run that took over:\n{}",
         tail(&stderr)
     );
