@@ -841,77 +841,155 @@ fn a_standby_takes_over_a_killed_holder_local_directory() {
 
 // ---------------------------------------------------------- frozen holder
 
+/// An active run and a standby on one Garage destination, each through its
+/// own proxy, once the standby waits and the active run has published
+/// twice. Their window keeps the takeover's discontinuity listed.
+struct Pair {
+    p1: Proxy,
+    p2: Proxy,
+    d2: Dest,
+    index: String,
+    lease_key: String,
+    active: Live,
+    standby: Live,
+}
+
+impl Pair {
+    fn start(name: &str) -> Pair {
+        let upstream = garage_upstream();
+        let (p1, p2) = (Proxy::start(&upstream), Proxy::start(&upstream));
+        let (d1, d2) = (Dest::S3(p1.url()), Dest::S3(p2.url()));
+        let prefix = unique(name);
+        let index = format!("{prefix}/index.m3u8");
+        let lease_key = format!("{index}.lease");
+        let (src1, src2) = (live_source(45, "testsrc2"), live_source(45, "testsrc2"));
+        let window = ["--window", "40"];
+        let active = Live::start(&d1, &prefix, src1, "2", &window);
+        wait_until(
+            "the active run took the lease",
+            Duration::from_secs(20),
+            &[&active],
+            || run_id(&active.journal()).is_some(),
+        );
+        let standby = Live::start(
+            &d2,
+            &prefix,
+            src2,
+            "2",
+            &[&window[..], &["--standby"]].concat(),
+        );
+        wait_until(
+            "the standby waits",
+            Duration::from_secs(20),
+            &[&standby],
+            || !lease_events(&standby.journal(), "waiting").is_empty(),
+        );
+        wait_until(
+            "the active run published twice",
+            Duration::from_secs(30),
+            &[&active, &standby],
+            || published(&active.journal(), &index).len() >= 2,
+        );
+        Pair {
+            p1,
+            p2,
+            d2,
+            index,
+            lease_key,
+            active,
+            standby,
+        }
+    }
+
+    /// Waits until the standby has published (within `limit`); its run id
+    /// and when it sent its first PUT after `since` (its probe or its take
+    /// of the lease; a probe made while waiting is earlier).
+    fn takeover(&self, since: Instant, limit: Duration) -> (String, Instant) {
+        wait_until(
+            "the standby took over and published",
+            limit,
+            &[&self.standby],
+            || !published(&self.standby.journal(), &self.index).is_empty(),
+        );
+        let run = run_id(&self.standby.journal()).unwrap();
+        let first_put = self
+            .p2
+            .exchanges()
+            .iter()
+            .filter(|e| e.method == "PUT")
+            .map(|e| sent_at(&self.p2, e))
+            .filter(|&at| at > since)
+            .min()
+            .expect("the standby PUT something");
+        (run, first_put)
+    }
+
+    /// The old run's journal says it lost the lease to `standby_run` and
+    /// ended with 6, and it began no write after `takeover`, whether it
+    /// reached the store or not (a request begun before is not counted).
+    fn check_fenced_off(&self, standby_run: &str, takeover: Instant) {
+        let old = self.active.journal();
+        let lost = lease_event(&old, "lost");
+        assert_eq!(lost.str("key"), self.lease_key, "{}", lost.line);
+        assert!(
+            lost.opt_str("holder")
+                .is_some_and(|h| h.contains(standby_run)),
+            "{}",
+            lost.line
+        );
+        assert_eq!(common::end(&old).i64("code"), 6);
+        let late: Vec<Exchange> = writes(&self.p1)
+            .into_iter()
+            .filter(|e| self.p1.started() + e.began_at > takeover)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "the fenced-off run wrote after the takeover:\n{}",
+            describe(&late)
+        );
+    }
+
+    /// The standby ends with 0, its final playlist with ENDLIST and one
+    /// discontinuity; no key was PUT twice with other bytes.
+    fn finish(mut self) {
+        let (code, stderr) = self.standby.wait(Duration::from_secs(60));
+        assert_eq!(code, Some(0), "{}", tail(&stderr));
+        let final_text = self.d2.read_text(&self.index).expect("a playlist");
+        assert!(final_text.ends_with("#EXT-X-ENDLIST\n"), "{final_text}");
+        assert_eq!(
+            final_text.matches("#EXT-X-DISCONTINUITY\n").count(),
+            1,
+            "{final_text}"
+        );
+        assert_eq!(
+            published(&self.standby.journal(), &self.index).last(),
+            Some(&final_text)
+        );
+        assert_no_key_rewritten(&[&self.p1, &self.p2]);
+    }
+}
+
 #[test]
 fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
-    let upstream = garage_upstream();
-    let (p1, p2) = (Proxy::start(&upstream), Proxy::start(&upstream));
-    let (d1, d2) = (Dest::S3(p1.url()), Dest::S3(p2.url()));
-    let prefix = unique("frozen");
-    let index = format!("{prefix}/index.m3u8");
-    let lease_key = format!("{index}.lease");
-    let (src1, src2) = (live_source(45, "testsrc2"), live_source(45, "testsrc2"));
-    // a window that keeps the takeover's discontinuity in the final playlist
-    let window = ["--window", "40"];
-    let mut active = Live::start(&d1, &prefix, src1, "2", &window);
-    wait_until(
-        "the active run took the lease",
-        Duration::from_secs(20),
-        &[&active],
-        || run_id(&active.journal()).is_some(),
-    );
-    let mut standby = Live::start(
-        &d2,
-        &prefix,
-        src2,
-        "2",
-        &[&window[..], &["--standby"]].concat(),
-    );
-    wait_until(
-        "the standby waits",
-        Duration::from_secs(20),
-        &[&standby],
-        || !lease_events(&standby.journal(), "waiting").is_empty(),
-    );
-    wait_until(
-        "the active run published twice",
-        Duration::from_secs(30),
-        &[&active, &standby],
-        || published(&active.journal(), &index).len() >= 2,
-    );
-
-    active.signal(libc::SIGSTOP);
+    let mut pair = Pair::start("frozen");
+    pair.active.signal(libc::SIGSTOP);
     let stopped = Instant::now();
-    wait_until(
-        "the standby took over and published",
-        Duration::from_secs(LEASE_SECONDS + 15),
-        &[&standby],
-        || !published(&standby.journal(), &index).is_empty(),
-    );
-    let standby_run = run_id(&standby.journal()).unwrap();
+    let (standby_run, takeover) = pair.takeover(stopped, Duration::from_secs(LEASE_SECONDS + 15));
     // stopped for longer than its lease in any case
     let past_lease = stopped + Duration::from_secs(LEASE_SECONDS + 1);
     if let Some(wait) = past_lease.checked_duration_since(Instant::now()) {
         std::thread::sleep(wait);
     }
-    // the standby's first PUT since the holder froze (its probe or its
-    // take of the lease; a probe it may have made while waiting is earlier)
-    let takeover = p2
-        .exchanges()
-        .iter()
-        .filter(|e| e.method == "PUT")
-        .map(|e| sent_at(&p2, e))
-        .filter(|&at| at > stopped)
-        .min()
-        .expect("the standby PUT something");
     assert!(
-        p2.exchanges()
+        pair.p2
+            .exchanges()
             .iter()
-            .any(|e| e.method == "PUT" && key_of(e) == lease_key && e.status == 200),
+            .any(|e| e.method == "PUT" && key_of(e) == pair.lease_key && e.status == 200),
         "the standby took the lease"
     );
-    active.signal(libc::SIGCONT);
+    pair.active.signal(libc::SIGCONT);
 
-    let (code, stderr) = active.wait(Duration::from_secs(30));
+    let (code, stderr) = pair.active.wait(Duration::from_secs(30));
     assert_eq!(code, Some(6), "{}", tail(&stderr));
     // one ERROR line, naming the run that took over
     let errors = errors(&stderr);
@@ -922,43 +1000,10 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
         tail(&stderr)
     );
     assert!(!stderr.contains("panicked"), "{}", tail(&stderr));
-    let old = active.journal();
-    let lost = lease_event(&old, "lost");
-    assert_eq!(lost.str("key"), lease_key, "{}", lost.line);
-    assert!(
-        lost.opt_str("holder")
-            .is_some_and(|h| h.contains(&standby_run)),
-        "{}",
-        lost.line
-    );
-    assert_eq!(common::end(&old).i64("code"), 6);
     // after the takeover the old run wrote nothing: no segment, no playlist
-    // version, no delete, and no lease of its own over the new holder's (a
-    // request it had begun to send before it was stopped is not counted)
-    let late: Vec<Exchange> = writes(&p1)
-        .into_iter()
-        .filter(|e| p1.started() + e.began_at > takeover)
-        .collect();
-    assert!(
-        late.is_empty(),
-        "the fenced-off run wrote after the takeover:\n{}",
-        describe(&late)
-    );
-
-    let (code, stderr) = standby.wait(Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{}", tail(&stderr));
-    let final_text = d2.read_text(&index).expect("a playlist");
-    assert!(final_text.ends_with("#EXT-X-ENDLIST\n"), "{final_text}");
-    assert_eq!(
-        final_text.matches("#EXT-X-DISCONTINUITY\n").count(),
-        1,
-        "{final_text}"
-    );
-    assert_eq!(
-        published(&standby.journal(), &index).last(),
-        Some(&final_text)
-    );
-    assert_no_key_rewritten(&[&p1, &p2]);
+    // version, no delete, and no lease of its own over the new holder's
+    pair.check_fenced_off(&standby_run, takeover);
+    pair.finish();
 }
 
 /// The holder is cut off from the store (every connection through its
@@ -968,105 +1013,31 @@ fn a_frozen_holder_that_wakes_after_a_takeover_publishes_nothing_and_exits_6() {
 /// after the takeover (not even an attempt), and exits 6.
 #[test]
 fn a_holder_cut_off_past_its_lease_sends_nothing_after_the_takeover() {
-    let upstream = garage_upstream();
-    let (p1, p2) = (Proxy::start(&upstream), Proxy::start(&upstream));
-    let (d1, d2) = (Dest::S3(p1.url()), Dest::S3(p2.url()));
-    let prefix = unique("cutoff");
-    let index = format!("{prefix}/index.m3u8");
-    let lease_key = format!("{index}.lease");
-    let (src1, src2) = (live_source(45, "testsrc2"), live_source(45, "testsrc2"));
-    let window = ["--window", "40"];
-    let mut active = Live::start(&d1, &prefix, src1, "2", &window);
-    wait_until(
-        "the active run took the lease",
-        Duration::from_secs(20),
-        &[&active],
-        || run_id(&active.journal()).is_some(),
-    );
-    let mut standby = Live::start(
-        &d2,
-        &prefix,
-        src2,
-        "2",
-        &[&window[..], &["--standby"]].concat(),
-    );
-    wait_until(
-        "the standby waits",
-        Duration::from_secs(20),
-        &[&standby],
-        || !lease_events(&standby.journal(), "waiting").is_empty(),
-    );
-    wait_until(
-        "the active run published twice",
-        Duration::from_secs(30),
-        &[&active, &standby],
-        || published(&active.journal(), &index).len() >= 2,
-    );
-
+    let mut pair = Pair::start("cutoff");
     let cut = Instant::now();
     let back = cut + Duration::from_secs(LEASE_SECONDS + 10);
-    p1.set_faults(Faults {
+    pair.p1.set_faults(Faults {
         blackout: Some((cut, back)),
         ..Faults::default()
     });
-    wait_until(
-        "the standby took over and published",
-        Duration::from_secs(LEASE_SECONDS + 10),
-        &[&standby],
-        || !published(&standby.journal(), &index).is_empty(),
-    );
-    let standby_run = run_id(&standby.journal()).unwrap();
-    let takeover = p2
-        .exchanges()
-        .iter()
-        .filter(|e| e.method == "PUT")
-        .map(|e| sent_at(&p2, e))
-        .filter(|&at| at > cut)
-        .min()
-        .expect("the standby PUT something");
+    let (standby_run, takeover) = pair.takeover(cut, Duration::from_secs(LEASE_SECONDS + 10));
 
-    let (code, stderr) = active.wait(Duration::from_secs(LEASE_SECONDS + 40));
+    let (code, stderr) = pair.active.wait(Duration::from_secs(LEASE_SECONDS + 40));
     assert_eq!(code, Some(6), "{}", tail(&stderr));
     assert!(
         Instant::now() > back,
         "it could not know before the store was back"
     );
-    let old = active.journal();
-    let lost = lease_event(&old, "lost");
-    assert_eq!(lost.str("key"), lease_key, "{}", lost.line);
+    pair.check_fenced_off(&standby_run, takeover);
+    let taken = rfc3339(lease_event(&pair.standby.journal(), "taken").str("t"));
     assert!(
-        lost.opt_str("holder")
-            .is_some_and(|h| h.contains(&standby_run)),
-        "{}",
-        lost.line
-    );
-    // no write begun after the takeover, whether it reached the store or
-    // was reset in the outage
-    let late: Vec<Exchange> = writes(&p1)
-        .into_iter()
-        .filter(|e| p1.started() + e.began_at > takeover)
-        .collect();
-    assert!(
-        late.is_empty(),
-        "the cut-off run tried to write after the takeover:\n{}",
-        describe(&late)
-    );
-    assert!(
-        old.iter().any(|r| r.event() == "segment"
-            && rfc3339(r.str("t")) > rfc3339(lease_event(&standby.journal(), "taken").str("t"))),
+        pair.active
+            .journal()
+            .iter()
+            .any(|r| r.event() == "segment" && rfc3339(r.str("t")) > taken),
         "the old run had segments of its own to publish after the takeover"
     );
-
-    let (code, stderr) = standby.wait(Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{}", tail(&stderr));
-    let final_text = d2.read_text(&index).expect("a playlist");
-    assert!(final_text.ends_with("#EXT-X-ENDLIST\n"), "{final_text}");
-    assert_eq!(
-        final_text.matches("#EXT-X-DISCONTINUITY\n").count(),
-        1,
-        "{final_text}"
-    );
-    assert_no_key_rewritten(&[&p1, &p2]);
+    pair.finish();
 }
 
 // ------------------------------------------------------ conditional writes
