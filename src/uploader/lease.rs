@@ -419,9 +419,9 @@ impl Lease {
         )
     }
 
-    /// Waits until this run may publish: its last renewal is recent enough
-    /// that no other run can have taken the lease. Fails once it is lost.
-    pub async fn publishable(&self) -> Result<(), StoreError> {
+    /// Waits until `ready` holds of the state, asking the keeper for a
+    /// renewal meanwhile; fails once the lease is lost.
+    async fn wait_for(&self, mut ready: impl FnMut(&mut State) -> bool) -> Result<(), StoreError> {
         loop {
             let changed = self.shared.changed.notified();
             {
@@ -430,15 +430,8 @@ impl Lease {
                     drop(st);
                     return Err(self.fenced());
                 }
-                if st.fence.may_publish(Instant::now().into_std()) {
+                if ready(&mut st) {
                     return Ok(());
-                }
-                if !st.paused {
-                    st.paused = true;
-                    log::warn!(
-                        "the lease {} was not renewed in time: publishing pauses until it is",
-                        self.shared.key
-                    );
                 }
             }
             self.shared.renew_now.notify_one();
@@ -446,24 +439,32 @@ impl Lease {
         }
     }
 
+    /// Waits until this run may publish: its last renewal is recent enough
+    /// that no other run can have taken the lease. Fails once it is lost.
+    pub async fn publishable(&self) -> Result<(), StoreError> {
+        let key = &self.shared.key;
+        self.wait_for(|st| {
+            if st.fence.may_publish(Instant::now().into_std()) {
+                return true;
+            }
+            if !st.paused {
+                st.paused = true;
+                log::warn!(
+                    "the lease {key} was not renewed in time: publishing pauses until it is"
+                );
+            }
+            false
+        })
+        .await
+    }
+
     /// Waits until segment number `n` is within this run's reservation.
     pub async fn reserve(&self, n: u64) -> Result<(), StoreError> {
-        loop {
-            let changed = self.shared.changed.notified();
-            {
-                let mut st = self.state();
-                if st.lost.is_some() {
-                    drop(st);
-                    return Err(self.fenced());
-                }
-                st.wanted = st.wanted.max(n);
-                if n <= st.record.reserved {
-                    return Ok(());
-                }
-            }
-            self.shared.renew_now.notify_one();
-            let _ = tokio::time::timeout(POLL, changed).await;
-        }
+        self.wait_for(|st| {
+            st.wanted = st.wanted.max(n);
+            n <= st.record.reserved
+        })
+        .await
     }
 
     /// Gives the lease back (deletes the record, if it is still ours) at
