@@ -74,7 +74,13 @@ fn ladder_follows_the_rules(format: &str) {
         ],
     );
     assert_eq!(run.code(), Some(0), "{format}: stderr:\n{}", run.stderr());
-    let events = events(&run.journal());
+    let journal = run.journal();
+    // one lease for the whole ladder, beside its master, given back at the end
+    let lease: Vec<_> = journal.iter().filter(|r| r.event() == "lease").collect();
+    let states: Vec<_> = lease.iter().map(|r| r.str("state")).collect();
+    assert_eq!(states, ["taken", "released"], "{format}");
+    assert!(lease.iter().all(|r| r.str("key") == "ev/master.m3u8.lease"));
+    let events = events(&journal);
     let mut folders = vec!["source", "480p-1200k", "360p-600k"];
     if format == "fmp4" {
         folders.push("audio");
