@@ -26,6 +26,9 @@ use crate::media::segment::segment_number;
 /// writing its record and reading it back.
 pub const SETTLE: Duration = Duration::from_secs(1);
 
+/// How long the end of a run waits to give its lease back.
+pub const RELEASE_WITHIN: Duration = Duration::from_secs(5);
+
 /// How often a standby looks at the lease, and a holder that could not
 /// renew tries again.
 const POLL: Duration = Duration::from_millis(500);
@@ -468,8 +471,21 @@ impl Lease {
     }
 
     /// Gives the lease back (deletes the record, if it is still ours) at
-    /// the end of the run; a lost lease is left alone.
+    /// the end of the run; a lost lease is left alone. A store that does not
+    /// answer within [`RELEASE_WITHIN`] is left to let it run out.
     pub async fn release(&self) {
+        if tokio::time::timeout(RELEASE_WITHIN, self.give_back())
+            .await
+            .is_err()
+        {
+            log::warn!(
+                "cannot release the lease {} in time (it runs out by itself)",
+                self.shared.key
+            );
+        }
+    }
+
+    async fn give_back(&self) {
         let (etag, run) = {
             let mut st = self.state();
             st.released = true;
