@@ -15,7 +15,7 @@ use clap::Parser;
 
 use live_upload::channel;
 use live_upload::cli::{ClipConfig, ClipOpts, Config, Opts, ServeOpts};
-use live_upload::input::standby::{Standby, Window};
+use live_upload::input::standby::Standby;
 use live_upload::journal;
 use live_upload::media::segment::segment_name;
 use live_upload::media::Packaging;
@@ -23,8 +23,8 @@ use live_upload::resume;
 use live_upload::segmenter::{self, SegmenterConfig, SegmenterError, SegmenterSummary};
 use live_upload::serve::{ServeConfig, ServeFailure};
 use live_upload::spool;
-use live_upload::uploader::lease::{Acquired, Lease, LeaseError, LeaseSettings, LeasedStore};
-use live_upload::uploader::retry::{Retrier, RetryPolicy};
+use live_upload::uploader::lease::LeasedStore;
+use live_upload::uploader::retry::RetryPolicy;
 use live_upload::uploader::store::Store;
 use live_upload::uploader::{
     open_store, ArchiveConfig, UploadError, UploadSummary, Uploader, UploaderConfig,
@@ -34,6 +34,8 @@ use live_upload::uploader::{
 mod clip;
 #[path = "cmd/ladder.rs"]
 mod ladder;
+#[path = "cmd/lease.rs"]
+mod lease;
 
 /// Segments that may wait in the channel; the uploader drains it eagerly
 /// into its own queue, bounded by --max-spool.
@@ -264,17 +266,17 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
     // a standby reads its input while it waits, so that it starts from the
     // present
     let standby = match cfg.standby {
-        true => Some(open_standby(cfg, &stop)?),
+        true => Some(lease::open_standby(cfg, &stop)?),
         false => None,
     };
-    let Some(acquired) = take_lease(cfg, &runtime, store.clone(), &stop, standby.as_ref())? else {
+    let Some(acquired) = lease::take(cfg, &runtime, store.clone(), &stop, standby.as_ref())? else {
         return Ok(());
     };
     let lease = acquired.lease;
     let keeper = runtime.spawn(lease.clone().keep());
     let leased: Arc<dyn Store> =
         Arc::new(LeasedStore::new(store, lease.clone(), &cfg.segment_prefix));
-    let begin = Begin {
+    let begin = lease::Begin {
         opened: standby.map(Standby::into_input),
         first_number: acquired.first_number,
     };
@@ -291,70 +293,6 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
     outcome
 }
 
-/// Where a run that holds the lease starts: its input as a standby kept
-/// it, and the lowest segment number it may use.
-struct Begin {
-    opened: Option<Box<dyn std::io::Read + Send>>,
-    first_number: u64,
-}
-
-fn open_standby(cfg: &Config, stop: &Arc<AtomicBool>) -> Result<Standby, Failure> {
-    let source = live_upload::input::source::open(&cfg.input, stop.clone(), cfg.input_timeout)
-        .map_err(|e| Failure::Input(format!("cannot open input {}: {e}", cfg.input)))?;
-    // a keyframe to start from: two target durations, at least 2 s
-    let window = Window {
-        time: (cfg.target.to_std() * 2).max(Duration::from_secs(2)),
-        max_bytes: live_upload::input::standby::MAX_BYTES,
-    };
-    Standby::start(source, window)
-        .map_err(|e| Failure::Internal(format!("cannot start reading the input: {e}")))
-}
-
-/// The lease object's key: beside the playlist, or the ladder's master.
-fn lease_key(cfg: &Config) -> String {
-    let name = cfg.ladder.as_ref().map_or(&cfg.index_name, |l| &l.master);
-    live_upload::uploader::object_key(&cfg.key_prefix, &live_upload::lease::lease_name(name))
-}
-
-/// Takes the stream's lease (a standby waits for it); `None` when a standby
-/// stopped waiting: a signal, or its input ended.
-fn take_lease(
-    cfg: &Config,
-    runtime: &tokio::runtime::Runtime,
-    store: Arc<dyn Store>,
-    stop: &Arc<AtomicBool>,
-    standby: Option<&Standby>,
-) -> Result<Option<Acquired>, Failure> {
-    let settings = LeaseSettings {
-        key: lease_key(cfg),
-        timing: cfg.lease,
-        target: cfg.target.to_std(),
-        standby: cfg.standby,
-    };
-    let retrier = Retrier::new(RetryPolicy {
-        attempt_timeout: cfg.request_timeout,
-        ..RetryPolicy::default()
-    });
-    let keep_waiting = || {
-        if stop.load(Ordering::Relaxed) {
-            return Err("stopped by a signal while standing by".to_string());
-        }
-        match standby.and_then(Standby::ended) {
-            Some(why) => Err(format!("{why} while standing by")),
-            None => Ok(()),
-        }
-    };
-    match runtime.block_on(Lease::acquire(store, retrier, settings, keep_waiting)) {
-        Ok(acquired) => Ok(Some(acquired)),
-        Err(e @ LeaseError::Held { .. }) => Err(Failure::Lease(e.to_string())),
-        Err(e @ LeaseError::Store { .. }) => Err(Failure::Storage(e.to_string())),
-        Err(LeaseError::Stopped(why)) => {
-            log::info!("{why}; nothing was published");
-            Ok(None)
-        }
-    }
-}
-
 /// The run without a ladder: one segmenter, one publisher.
 fn publish_one(
     cfg: &Config,
@@ -362,7 +300,7 @@ fn publish_one(
     runtime: &tokio::runtime::Runtime,
     store: Arc<dyn Store>,
     stop: Arc<AtomicBool>,
-    begin: Begin,
+    begin: lease::Begin,
 ) -> Outcome {
     let mut uploader = Uploader::new(store, uploader_config(cfg), stop.clone());
     let (first_sequence, first_discontinuity) =

@@ -19,8 +19,8 @@ use live_upload::uploader::store::Store;
 use live_upload::uploader::{object_key, UploadSummary, Uploader};
 
 use super::{
-    apply_resume, first_unused, outcome, plan_resume, segmenter_config, uploader_config, Begin,
-    Failure, Outcome, Totals, CHANNEL_CAPACITY,
+    apply_resume, first_unused, outcome, plan_resume, segmenter_config, uploader_config, Failure,
+    Outcome, Totals, CHANNEL_CAPACITY,
 };
 
 /// Runs the ladder on the destination and spool directory that
@@ -32,7 +32,7 @@ pub(super) fn segment_and_publish(
     runtime: &tokio::runtime::Runtime,
     store: Arc<dyn Store>,
     stop: Arc<AtomicBool>,
-    begin: Begin,
+    begin: super::lease::Begin,
 ) -> Outcome {
     let (layout_tx, layout_rx) = mpsc::channel();
     let (start_tx, start_rx) = mpsc::channel();
