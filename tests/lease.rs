@@ -1446,3 +1446,54 @@ fn a_lease_below_five_seconds_is_refused_and_decimals_are_accepted() {
         assert!(!Path::new(&dir.path().join("out/ev")).exists());
     }
 }
+
+/// `--fresh` replaces the playlist, not the segments: where the store
+/// refuses to overwrite, a fresh run numbers after the keys that exist and
+/// publishes a playlist without the old ones.
+#[test]
+fn fresh_starts_a_new_playlist_without_overwriting_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first_in, second_in) = (dir.path().join("a.ts"), dir.path().join("b.ts"));
+    common::make_av(&first_in, 4, 30, &[]);
+    common::make_av(&second_in, 4, 30, &["-vf", "negate"]);
+    let out = dir.path().join("out");
+    let run = |input: &std::path::Path, spool: &str, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_live_upload"))
+            .args(["-", "1"])
+            .arg(dir.path().join(spool))
+            .args(["live", "index.m3u8", ""])
+            .arg(format!("file://{}", out.display()))
+            .arg("ev")
+            .args(extra)
+            .stdin(std::fs::File::open(input).unwrap())
+            .output()
+            .unwrap()
+    };
+    let first = run(&first_in, "s1", &[]);
+    assert_eq!(first.status.code(), Some(0));
+    let old = std::fs::read_to_string(out.join("ev/index.m3u8")).unwrap();
+    let segment = out.join("ev/live-00001.ts");
+    let before = std::fs::read(&segment).unwrap();
+    let fresh = run(&second_in, "s2", &["--fresh"]);
+    let stderr = String::from_utf8_lossy(&fresh.stderr);
+    assert_eq!(fresh.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        before,
+        "segment 1 is kept"
+    );
+    let text = std::fs::read_to_string(out.join("ev/index.m3u8")).unwrap();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    let uris = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("live-"))
+            .map(String::from)
+            .collect()
+    };
+    let (old_uris, new_uris) = (uris(&old), uris(&text));
+    assert!(!new_uris.is_empty());
+    assert!(
+        new_uris.iter().all(|u| !old_uris.contains(u)),
+        "{old_uris:?} {new_uris:?}"
+    );
+}
