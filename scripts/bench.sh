@@ -20,7 +20,8 @@
 #   and callgrind profiles of the segmenting path, TS and fMP4.
 # Usage: scripts/bench.sh   (RUNS=5 MINUTES=10 LIVE_SECONDS=120 LADDER_MEMORY_MINUTES=60 by default)
 # BENCH_ONLY=latency (or a comma list of segmenting, fmp4, latency, realtime,
-# memory, ladder, profile) runs only those parts; the report then keeps the other parts' raw
+# memory, ladder, profile; ladder-cpu, ladder-live, ladder-streams, ladder-memory
+# for one part of ladder) runs only those parts; the report then keeps the other parts' raw
 # figures from the last run (or, for a part never run in this checkout, its text
 # already in BENCHMARKS.md) and dates each part.
 set -euo pipefail
@@ -203,7 +204,10 @@ want memory && LONGRUN_DIR="$work/longrun" scripts/longrun.sh 1 > "$out/memory.m
 ladder=source,480p@1200k,360p@600k
 # its encoded rungs as ffmpeg is given them: folder, size, kbit/s
 ladder_rungs=(480p-1200k 854x480 1200 360p-600k 640x360 600)
-if want ladder; then
+# BENCH_ONLY=ladder runs (a) to (d); ladder-cpu, ladder-live, ladder-streams and
+# ladder-memory each one of them
+want_ladder() { want ladder || want "ladder-$1"; }
+if want_ladder cpu; then
   csv=$out/ladder-cpu.csv
   : > "$csv"
   : > "$out/ladder-psnr.csv"
@@ -282,7 +286,7 @@ if want ladder; then
   done > "$out/ladder-commands.txt"
 fi
 
-if want ladder; then
+if want_ladder live; then
   # (b) at real speed into Garage, 2 s segments, with the event journal
   scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true
   rm -rf "$out/garage"
@@ -298,7 +302,9 @@ if want ladder; then
       2> "$out/ladder-live.log"
   head -1 /proc/stat >> "$out/ladder-live-stat.txt"
   scripts/garage.sh stop "$out/garage" >/dev/null 2>&1 || true
+fi
 
+if want_ladder streams; then
   # (c) --ladder streams: one encoder's three aligned video streams (720p, 480p,
   # 360p, keyframes every 2 s) and audio, looped like the other inputs, against
   # runs on each video stream alone (with the audio), alternating
@@ -341,7 +347,9 @@ if want ladder; then
       "$out/streams720-1min.ts" | awk '{ s += $1 } END { print int(s * 8 / 60) }')
     echo "$size,$bits"
   done > "$out/ladder-streams-input.txt"
+fi
 
+if want_ladder memory; then
   # (d) RssAnon (and VmRSS, open descriptors) of the ladder over a long run at
   # full speed, sampled every second; bounded by the media's own duration
   mem_minutes=${LADDER_MEMORY_MINUTES:-60}
