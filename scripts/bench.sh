@@ -244,6 +244,9 @@ if want_ladder cpu; then
     echo "${s# }"
   }
   ds=(timeout 600 ffmpeg -v error -i "$src" -filter_complex "$graph" -map '[r1]' -map '[r2]' -f null -)
+  # the same on one thread, as live_upload decodes and scales
+  ds1=(timeout 600 ffmpeg -v error -threads 1 -filter_threads 1 -i "$src" -filter_complex "$graph"
+       -map '[r1]' -map '[r2]' -f null -)
   psnr() { # label folder-of-segments size rung  (appends to ladder-psnr.csv)
     local joined=$work/joined.ts frames line
     find "$2" -name '*.ts' | sort | xargs cat > "$joined"
@@ -272,16 +275,19 @@ if want_ladder cpu; then
       fi
     }
     if [ $((i % 2)) -eq 1 ]; then run_lu; run_ff; else run_ff; run_lu; fi
-    # for reference, after each pair: ffmpeg decoding and scaling alone (no encoding)
+    # for reference, after each pair: ffmpeg decoding and scaling alone (no
+    # encoding), with its threads and on one thread
     csv=$out/ladder-decode.csv
     timed ffmpeg-decode-scale in720 "${ds[@]}"
+    timed ffmpeg-decode-scale-1thread in720 "${ds1[@]}"
     csv=$out/ladder-cpu.csv
     if [ "$i" -eq 0 ]; then # the discarded pair, as above
       head -n -2 "$csv" > "$csv.tmp" && mv "$csv.tmp" "$csv"
       : > "$out/ladder-decode.csv"
     fi
   done
-  for c in "$(shown "${lu[@]:2}")" "$(shown "${ff[@]:2}")" "$(shown "${ds[@]:2}")"; do
+  for c in "$(shown "${lu[@]:2}")" "$(shown "${ff[@]:2}")" "$(shown "${ds[@]:2}")" \
+           "$(shown "${ds1[@]:2}")"; do
     echo "$c" | sed -e "s|$work/run/|OUT/|g" -e "s|$src|INPUT.ts|g" -e "s|^$bin|live_upload|"
   done > "$out/ladder-commands.txt"
 fi

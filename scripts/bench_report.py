@@ -323,10 +323,13 @@ def ladder_cpu():
         add(f"| {label} | {med[label]:.2f} s | {min(cpu(r) for r in sel):.2f}-{max(cpu(r) for r in sel):.2f} s "
             f"| {statistics.median(float(r[2]) for r in sel):.2f} s | {statistics.median(float(r[4]) for r in sel):.2f} s "
             f"| {statistics.median(int(r[6]) for r in sel) / 1024:.0f} MiB |")
-    dec = [float(r[2]) + float(r[3]) for r in csv.reader(open(out / "ladder-decode.csv"))]
-    if dec:
-        add(f"| for reference: ffmpeg decoding and scaling only (third command, no encoding) "
-            f"| {statistics.median(dec):.2f} s | {min(dec):.2f}-{max(dec):.2f} s | | | |")
+    decode = list(csv.reader(open(out / "ladder-decode.csv")))
+    for label, name in (("ffmpeg-decode-scale", "third command: ffmpeg decoding and scaling only, no encoding"),
+                        ("ffmpeg-decode-scale-1thread", "fourth: the same on one thread")):
+        dec = [cpu(r) for r in decode if r[1] == label]
+        if dec:
+            add(f"| for reference, {name} | {statistics.median(dec):.2f} s | {min(dec):.2f}-{max(dec):.2f} s "
+                f"| | {statistics.median(float(r[4]) for r in decode if r[1] == label):.2f} s | |")
     ratios = []
     for i in range(0, len(rows) - 1, 2):
         p = {r[1]: cpu(r) for r in rows[i:i + 2]}
@@ -422,15 +425,17 @@ def ladder_live():
     busy = [sum(s) - s[3] - s[4] for s in stat]  # all but idle and iowait
     total = [sum(s) for s in stat]
     machine = (busy[1] - busy[0]) / (total[1] - total[0])
-    base = min(lag.values())
+    seqs = seqs[:-1]  # the last segment is cut at the end of input, not at a keyframe
+    base = min(lag[n] for n in seqs)
     behind = [(lag[n] - base) * 1000 for n in seqs]
     add(f"live_upload's CPU: {user + sys_:.1f} s (user {user:.1f} s, system {sys_:.1f} s) over {wall:.1f} s, "
         f"**{100 * (user + sys_) / wall / 2:.1f} % of the machine's two cores** ({100 * (user + sys_) / wall:.0f} % "
         f"of one). The whole machine, everything on it included, was {100 * machine:.0f} % busy meanwhile. "
         f"Keeping up: each cut's wall-clock time minus the end of its media time, relative to the smallest, "
-        f"was {behind[0]:.0f} ms for the first of {len(seqs)} segments, {statistics.median(behind):.0f} ms at "
-        f"the median, {max(behind):.0f} ms at most and {behind[-1]:.0f} ms for the last (a ladder that falls "
-        f"behind shows a lag that grows with time).")
+        f"was {behind[0]:.0f} ms for the first of {len(seqs)} segments cut at a keyframe (the last one, cut at "
+        f"the end of input, left out), {statistics.median(behind):.0f} ms at the median, {max(behind):.0f} ms "
+        f"at most and {behind[-1]:.0f} ms for the last of them (a ladder that falls behind shows a lag that "
+        f"grows with time).")
     add("")
 
 
