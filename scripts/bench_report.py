@@ -4,6 +4,7 @@ BENCHMARKS.md (between the bench markers):  bench_report.py DIR MINUTES RUNS LIV
 A part whose raw figures are not in DIR keeps the text BENCHMARKS.md has for it."""
 import csv
 import datetime
+import json
 import pathlib
 import re
 import statistics
@@ -294,6 +295,235 @@ def profile_fmp4():
 
 if part("### Where the fMP4 time goes (", "valgrind-fmp4.log", "profile-fmp4.txt"):
     profile_fmp4()
+
+
+# 5. ABR ladders
+def ladder_cpu():
+    if lines and lines[-1]:  # the part before may end without a blank line
+        add("")
+    rows = list(csv.reader(open(out / "ladder-cpu.csv")))
+    pairs = len(rows) // 2
+    add(f"### ABR ladder against ffmpeg (a minute of 720p30 into a local directory on tmpfs, "
+        f"{pairs} alternating pairs after a discarded one)")
+    add("")
+    add(measured("ladder-cpu.csv", "ladder-psnr.csv"))
+    add("")
+    add("`BENCH_ONLY=ladder scripts/bench.sh`: the 720p30 input of the segmenting table (4 Mbps, keyframes "
+        "every 2 s, so both cut every 6 s), each side run as (paths shortened):")
+    add("")
+    for line in (out / "ladder-commands.txt").read_text().splitlines():
+        add("    " + line)
+    add("")
+    add("| | CPU (user+sys), median | min-max | user time, median | wall, median | peak RSS, median |")
+    add("|---|---|---|---|---|---|")
+    med = {}
+    for label in ("live_upload", "ffmpeg"):
+        sel = [r for r in rows if r[1] == label]
+        med[label] = statistics.median(cpu(r) for r in sel)
+        add(f"| {label} | {med[label]:.2f} s | {min(cpu(r) for r in sel):.2f}-{max(cpu(r) for r in sel):.2f} s "
+            f"| {statistics.median(float(r[2]) for r in sel):.2f} s | {statistics.median(float(r[4]) for r in sel):.2f} s "
+            f"| {statistics.median(int(r[6]) for r in sel) / 1024:.0f} MiB |")
+    decode = list(csv.reader(open(out / "ladder-decode.csv")))
+    for label, name in (("ffmpeg-decode-scale", "third command: ffmpeg decoding and scaling only, no encoding"),
+                        ("ffmpeg-decode-scale-1thread", "fourth: the same on one thread")):
+        dec = [cpu(r) for r in decode if r[1] == label]
+        if dec:
+            add(f"| for reference, {name} | {statistics.median(dec):.2f} s | {min(dec):.2f}-{max(dec):.2f} s "
+                f"| | {statistics.median(float(r[4]) for r in decode if r[1] == label):.2f} s | |")
+    ratios = []
+    for i in range(0, len(rows) - 1, 2):
+        p = {r[1]: cpu(r) for r in rows[i:i + 2]}
+        if len(p) == 2:
+            ratios.append(p["live_upload"] / p["ffmpeg"])
+    ratio = med["live_upload"] / med["ffmpeg"]
+    add("")
+    add(f"CPU ratio live_upload / ffmpeg: **{ratio:.2f}** (medians); within each pair "
+        + ", ".join(f"{x:.2f}" for x in ratios) + ".")
+    add("")
+    add("Every run: " + "; ".join(f"{r[1]} {cpu(r):.2f} s" for r in rows) + ".")
+    add("")
+    # label, rung, frames, bytes, "PSNR y:.. u:.. v:.. average:.. min:.. max:.."
+    psnr = {}
+    for label, rung, frames, size, text in csv.reader(open(out / "ladder-psnr.csv")):
+        vals = dict(re.findall(r"(\w+):([\d.]+|inf)", text))
+        psnr[(label, rung)] = (int(frames), int(size), float(vals["y"]), float(vals["average"]))
+    add("Quality of the last pair's output: each encoded rung's segments joined, against the source scaled to "
+        "the rung's size with bicubic (`scale=W:H:flags=bicubic`, then ffmpeg's `psnr` filter, timestamps of "
+        "both from 0). Bytes are the rung's segments (video, the copied audio and TS overhead).")
+    add("")
+    add("| rung | frames: live_upload; ffmpeg | PSNR Y: live_upload; ffmpeg | PSNR average of Y, U, V: live_upload; "
+        "ffmpeg | difference (average) | bytes: live_upload; ffmpeg |")
+    add("|---|---|---|---|---|---|")
+    worst = None
+    for rung in sorted({k[1] for k in psnr}, key=lambda r: -int(r.split("p")[0])):
+        lf, ls, ly, la = psnr[("live_upload", rung)]
+        ff_, fs, fy, fa = psnr[("ffmpeg", rung)]
+        worst = la - fa if worst is None else min(worst, la - fa)
+        add(f"| {rung} | {lf}; {ff_} | {ly:.2f} dB; {fy:.2f} dB | {la:.2f} dB; {fa:.2f} dB | {la - fa:+.2f} dB "
+            f"| {ls / 1e6:.2f} MB; {fs / 1e6:.2f} MB |")
+    add("")
+    met_cpu, met_q = ratio <= 0.9, worst >= -0.2
+    add(f"Goal (at most 0.9x ffmpeg's CPU, each rung's PSNR no more than 0.2 dB below ffmpeg's): "
+        f"CPU {'met' if met_cpu else '**not met**'} ({ratio:.2f}), quality {'met' if met_q else '**not met**'} "
+        f"(worst difference {worst:+.2f} dB).")
+    add("")
+
+
+if part("### ABR ladder against ffmpeg (", "ladder-cpu.csv", "ladder-psnr.csv", "ladder-commands.txt",
+        "ladder-decode.csv"):
+    ladder_cpu()
+
+
+def journal_latency():
+    """Per rendition folder: (sequence, ms from the cut to the stored playlist
+    version that first lists it), and the cuts' lag behind the media."""
+    cuts, lag, lists = {}, {}, {}
+    for line in open(out / "ladder-live.jsonl"):
+        e = json.loads(line)
+        t = datetime.datetime.fromisoformat(e["t"].replace("Z", "+00:00")).timestamp()
+        if e["event"] == "segment":
+            if e["sequence"] not in cuts:
+                cuts[e["sequence"]] = t
+                lag[e["sequence"]] = t - (e["start"] + e["duration"]) / 90000
+        elif e["event"] == "published" and e["key"].endswith("/index.m3u8"):
+            folder = e["key"].split("/")[-2]
+            for uri in e["text"].splitlines():
+                m = re.match(r"\S*?(\d+)\.ts$", uri)
+                if m:
+                    lists.setdefault(folder, {}).setdefault(int(m.group(1)), t)
+    lat = {f: [(n, (t - cuts[n]) * 1000) for n, t in sorted(seen.items()) if n in cuts]
+           for f, seen in lists.items()}
+    return lat, lag
+
+
+def ladder_live():
+    if lines and lines[-1]:  # the part before may end without a blank line
+        add("")
+    user, sys_, wall = (float(x) for x in (out / "ladder-live-cpu.txt").read_text().strip().split(","))
+    lat, lag = journal_latency()
+    seqs = sorted(lag)
+    add(f"### ABR ladder at real speed ({wall:.0f} s of 720p30 into Garage on 127.0.0.1, 2 s segments)")
+    add("")
+    add(measured("ladder-live.jsonl", "ladder-live-cpu.txt"))
+    add("")
+    add("The 720p30 minute looped and sent at real speed (`ffmpeg -re -stream_loop -1 ... -c copy -f mpegts -`) "
+        "into `live_upload - 2 ... --ladder source,480p@1200k,360p@600k --events JOURNAL` storing to Garage over "
+        "S3. Latency per rendition is read from the event journal: from the cut (the `segment` events of that "
+        "sequence number, written when every rendition has finished it) to the `published` event of the first "
+        "version of the rendition's playlist that lists it (written when Garage has answered the PUT, so "
+        "the playlist is readable from then on). No poller runs beside it, so the two cores are the ladder's "
+        "and the machine's other work only.")
+    add("")
+    add("| rendition | segments | p50 | p95 | p99 | max |")
+    add("|---|---|---|---|---|---|")
+    for folder in sorted(lat, key=lambda f: (f != "source", -int(f.split("p")[0]) if f != "source" else 0)):
+        ms = [v for _, v in lat[folder]]
+        add(f"| {folder} | {len(ms)} | {pct(ms, 50):.1f} ms | {pct(ms, 95):.1f} ms | {pct(ms, 99):.1f} ms "
+            f"| {max(ms):.1f} ms |")
+    add("")
+    stat = [[int(x) for x in l.split()[1:]] for l in (out / "ladder-live-stat.txt").read_text().splitlines()]
+    busy = [sum(s) - s[3] - s[4] for s in stat]  # all but idle and iowait
+    total = [sum(s) for s in stat]
+    machine = (busy[1] - busy[0]) / (total[1] - total[0])
+    seqs = seqs[:-1]  # the last segment is cut at the end of input, not at a keyframe
+    base = min(lag[n] for n in seqs)
+    behind = [(lag[n] - base) * 1000 for n in seqs]
+    add(f"live_upload's CPU: {user + sys_:.1f} s (user {user:.1f} s, system {sys_:.1f} s) over {wall:.1f} s, "
+        f"**{100 * (user + sys_) / wall / 2:.1f} % of the machine's two cores** ({100 * (user + sys_) / wall:.0f} % "
+        f"of one). The whole machine, everything on it included, was {100 * machine:.0f} % busy meanwhile. "
+        f"Keeping up: each cut's wall-clock time minus the end of its media time, relative to the smallest, "
+        f"was {behind[0]:.0f} ms for the first of {len(seqs)} segments cut at a keyframe (the last one, cut at "
+        f"the end of input, left out), {statistics.median(behind):.0f} ms at the median, {max(behind):.0f} ms "
+        f"at most and {behind[-1]:.0f} ms for the last of them (a ladder that falls behind shows a lag that "
+        f"grows with time).")
+    add("")
+
+
+if part("### ABR ladder at real speed (", "ladder-live.jsonl", "ladder-live-cpu.txt", "ladder-live-stat.txt"):
+    ladder_live()
+
+
+def ladder_streams():
+    if lines and lines[-1]:  # the part before may end without a blank line
+        add("")
+    rows = list(csv.reader(open(out / "ladder-streams.csv")))
+    rounds = len(rows) // 4
+    sizes = (out / "ladder-streams-input.txt").read_text().split()
+    add(f"### --ladder streams ({minutes} min of three video streams at full speed, {rounds} rounds after a "
+        "discarded one, alternating)")
+    add("")
+    add(measured("ladder-streams.csv"))
+    add("")
+    add("One encoder's three aligned H.264 streams (" + "; ".join(
+        f"{w}x{h} at {int(b) / 1e6:.1f} Mbps" for w, h, b in (s.split(",") for s in sizes))
+        + ", keyframes every 2 s) and AAC, looped like the other inputs, into a local directory on tmpfs "
+        "with 6 s segments: `live_upload INPUT 6 ... --ladder streams` against `live_upload` without a ladder "
+        "on each video stream alone with the audio (`ffmpeg -map 0:v:N -map 0:a -c copy`).")
+    add("")
+    add("| run | CPU (user+sys), median | min-max | wall, median |")
+    add("|---|---|---|---|")
+    med = {}
+    for label, name in (("streams", "--ladder streams, 3 renditions"), ("single0", "stream 0 alone (720p)"),
+                        ("single1", "stream 1 alone (480p)"), ("single2", "stream 2 alone (360p)")):
+        sel = [r for r in rows if r[1] == label]
+        med[label] = statistics.median(cpu(r) for r in sel)
+        add(f"| {name} | {med[label]:.2f} s | {min(cpu(r) for r in sel):.2f}-{max(cpu(r) for r in sel):.2f} s "
+            f"| {statistics.median(float(r[4]) for r in sel):.2f} s |")
+    add("")
+    three = med["single0"] + med["single1"] + med["single2"]
+    add(f"Per stream, the ladder of streams costs {med['streams'] / 3:.2f} s, "
+        f"**{med['streams'] / 3 / med['single0']:.2f}x** a single-rendition run on the first stream "
+        f"({med['single0']:.2f} s); the whole ladder costs {med['streams'] / three:.2f}x the three streams "
+        f"run alone one after the other ({three:.2f} s).")
+    add("")
+
+
+if part("### --ladder streams (", "ladder-streams.csv", "ladder-streams-input.txt"):
+    ladder_streams()
+
+
+def ladder_memory():
+    if lines and lines[-1]:  # the part before may end without a blank line
+        add("")
+    mem_minutes, wall_ms, segs, status, ended, hz = (int(x) for x in
+                                                    (out / "ladder-memory-run.txt").read_text().split(","))
+    # ms since start, RssAnon kB, VmRSS kB, open descriptors, CPU clock ticks
+    rows = [[int(x) for x in l.split(",")] for l in open(out / "ladder-memory.csv") if l.count(",") == 4]
+    wall = wall_ms / 1000
+    speed = mem_minutes * 60 / wall
+    add(f"### ABR ladder memory ({mem_minutes} min of 720p30 media at full speed, `--ladder "
+        "source,480p@1200k,360p@600k`)")
+    add("")
+    add(measured("ladder-memory.csv"))
+    add("")
+    add(f"The 720p30 minute looped for {mem_minutes} minutes of media (`ffmpeg -stream_loop -1 ... -c copy "
+        "-f mpegts -`) into `live_upload - 6 ... --ladder source,480p@1200k,360p@600k` writing to a "
+        "local directory on tmpfs, as fast as it goes; RssAnon, VmRSS and open descriptors of the "
+        "live_upload process read from /proc every second "
+        f"(`LADDER_MEMORY_MINUTES={mem_minutes}`).")
+    add("")
+    after = [r for r in rows if r[0] / 1000 * speed >= 300] or rows  # after 5 minutes of media
+    half = [r for r in rows if r[0] >= wall_ms / 2]
+    a0, a1 = after[0][1], rows[-1][1]
+    add("| media | wall | speed | CPU | RssAnon after 5 min of media | at the end | growth | second half: min-max "
+        "| peak VmRSS | open fds after 5 min |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    add(f"| {mem_minutes} min | {wall:.0f} s | {speed:.2f}x | {rows[-1][4] / hz:.0f} s | {a0} kB | {a1} kB "
+        f"| {a1 - a0:+d} kB | {min(r[1] for r in half)}-{max(r[1] for r in half)} kB | {max(r[2] for r in rows)} kB "
+        f"| {min(r[3] for r in after)}-{max(r[3] for r in after)} |")
+    add("")
+
+    def at(frac):
+        return min(rows, key=lambda r: abs(r[0] - wall_ms * frac))[1]
+    add("RssAnon (kB) across the run: " + ", ".join(f"{at(f)} at {f:.0%}" for f in (0.1, 0.25, 0.5, 0.75, 1.0))
+        + f". Segments written (all renditions): {segs}; exit status {status}; "
+        + ("the source rendition's playlist ends with EXT-X-ENDLIST." if ended else "**no EXT-X-ENDLIST**."))
+    add("")
+
+
+if part("### ABR ladder memory (", "ladder-memory.csv", "ladder-memory-run.txt"):
+    ladder_memory()
+
 
 section = "\n".join(lines)
 write_section("bench", "live_upload against ffmpeg's HLS muxer", "scripts/bench.sh",
