@@ -6,7 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -417,15 +417,8 @@ fn a_killed_run_restarts_and_players_carry_on() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // a player joins the live stream and stays through the restart
-    let player = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "verbose", "-headers"])
-        .arg(format!(
-            "X-Test: 1\r\nHost: {}\r\n",
-            g.var("GARAGE_WEB_HOST")
-        ))
-        .args(["-live_start_index", "0", "-i"])
-        .arg(format!("{}/{key}", g.var("GARAGE_WEB")))
-        .args(["-f", "null", "-"])
+    let player = g
+        .player(&key, "verbose", &["-live_start_index", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -673,15 +673,8 @@ fn standby(
     let mut player = match active_dest {
         Dest::S3(_) => {
             let g = garage();
-            let mut child = Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-headers"])
-                .arg(format!(
-                    "X-Test: 1\r\nHost: {}\r\n",
-                    g.var("GARAGE_WEB_HOST")
-                ))
-                .args(["-live_start_index", "0", "-i"])
-                .arg(format!("{}/{index}", g.var("GARAGE_WEB")))
-                .args(["-f", "null", "-"])
+            let mut child = g
+                .player(&index, "error", &["-live_start_index", "0"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -1055,25 +1048,7 @@ fn the_proxy_emulates_conditional_writes_over_garage() {
     let prefix = unique("emulation");
     let key = format!("{prefix}/object");
     let path = format!("/live/{key}");
-    let client = |endpoint: String| {
-        let creds = aws_sdk_s3::config::Credentials::new(
-            g.var("AWS_ACCESS_KEY_ID"),
-            g.var("AWS_SECRET_ACCESS_KEY"),
-            None,
-            None,
-            "test",
-        );
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::new()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("garage"))
-                .endpoint_url(endpoint)
-                .force_path_style(true)
-                .credentials_provider(creds)
-                .build(),
-        )
-    };
-    let (emulated, direct) = (client(proxy.url()), client(plain.url()));
+    let (emulated, direct) = (g.s3_client_at(&proxy.url()), g.s3_client_at(&plain.url()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -82,8 +82,18 @@ impl Garage {
     /// `ffmpeg -i` on a key through the web endpoint, as a player would
     /// fetch it (plain HTTP, no credentials). Returns (success, stderr).
     pub fn play(&self, key: &str, extra: &[&str]) -> (bool, String) {
-        let out = Command::new("ffmpeg")
-            .args(["-hide_banner", "-v", "error", "-headers"])
+        let out = self.player(key, "error", extra).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `ffmpeg` reading `key` through the web endpoint at `loglevel`, its
+    /// input options `extra`, decoding to nothing.
+    pub fn player(&self, key: &str, loglevel: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new("ffmpeg");
+        c.args(["-hide_banner", "-v", loglevel, "-headers"])
             .arg(format!(
                 "X-Test: 1\r\nHost: {}\r\n",
                 self.var("GARAGE_WEB_HOST")
@@ -91,13 +101,8 @@ impl Garage {
             .args(extra)
             .arg("-i")
             .arg(format!("{}/{key}", self.var("GARAGE_WEB")))
-            .args(["-f", "null", "-"])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(["-f", "null", "-"]);
+        c
     }
 
     /// GET through the web endpoint: (status, headers, body).
@@ -111,6 +116,12 @@ impl Garage {
 
     /// An S3 client for checking what was stored, straight to the server.
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        self.s3_client_at(self.s3_url())
+    }
+
+    /// An S3 client with this node's credentials for `endpoint` (a proxy
+    /// in front of it).
+    pub fn s3_client_at(&self, endpoint: &str) -> aws_sdk_s3::Client {
         let creds = aws_sdk_s3::config::Credentials::new(
             self.var("AWS_ACCESS_KEY_ID"),
             self.var("AWS_SECRET_ACCESS_KEY"),
@@ -122,7 +133,7 @@ impl Garage {
             aws_sdk_s3::config::Builder::new()
                 .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
                 .region(aws_sdk_s3::config::Region::new("garage"))
-                .endpoint_url(self.s3_url())
+                .endpoint_url(endpoint)
                 .force_path_style(true)
                 .credentials_provider(creds)
                 .build(),
