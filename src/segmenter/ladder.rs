@@ -693,6 +693,9 @@ impl LadderLoop {
         }
         let pts = cut.start.ticks();
         if let Some(t) = &mut self.transcoder {
+            if cut.discontinuity {
+                t.new_timeline();
+            }
             t.force_keyframe_at(pts);
         }
         for r in &mut self.renditions {

@@ -178,8 +178,16 @@ pub struct Transcoder {
     order: Vec<(usize, ScaleFrom)>,
     /// Source pts still to be made IDRs.
     forced: BTreeSet<i64>,
-    /// The pts of the last picture encoded.
+    /// After [`Transcoder::new_timeline`]: forced times of the new
+    /// timeline, kept apart until its first picture.
+    pending: Option<BTreeSet<i64>>,
+    /// The pts of the last picture encoded, on the encoders' timeline.
     last_pts: Option<i64>,
+    /// The encoders' timeline against the input's.
+    epochs: Epochs,
+    /// One picture's duration in ticks: the gap the encoders' timeline
+    /// leaves at a timestamp reset.
+    frame_ticks: i64,
     ready: Vec<Encoded>,
     stats: TranscodeStats,
     finished: bool,
@@ -260,7 +268,10 @@ impl Transcoder {
             rungs: built,
             order,
             forced: BTreeSet::new(),
+            pending: None,
             last_pts: None,
+            epochs: Epochs::default(),
+            frame_ticks: (90_000 * i64::from(den) / i64::from(num)).max(1),
             ready: Vec::new(),
             finished: false,
         })
@@ -269,7 +280,18 @@ impl Transcoder {
     /// Every rung gets an IDR at the source picture whose pts is `pts`
     /// (called when the cut is decided, before that packet is fed).
     pub fn force_keyframe_at(&mut self, pts: i64) {
-        self.forced.insert(pts);
+        self.pending
+            .as_mut()
+            .unwrap_or(&mut self.forced)
+            .insert(pts);
+    }
+
+    /// The input's timestamps reset (a discontinuity cut, told before its
+    /// keyframe is fed and before it is forced): pictures of the new
+    /// timeline go on being encoded after the old one's (libx264 needs its
+    /// timestamps to increase), and come out in the new timeline's time.
+    pub fn new_timeline(&mut self) {
+        self.pending = Some(BTreeSet::new());
     }
 
     /// One source video packet (demuxed, Annex B), timestamps in unwrapped
@@ -309,9 +331,13 @@ impl Transcoder {
     }
 
     /// Encoded packets ready since the last call (each rung's in decode
-    /// order).
+    /// order), timed on the input's timeline.
     pub fn receive(&mut self) -> Vec<Encoded> {
-        std::mem::take(&mut self.ready)
+        let mut ready = std::mem::take(&mut self.ready);
+        for e in &mut ready {
+            (e.pts, e.dts) = self.epochs.to_input(e.pts, e.dts);
+        }
+        ready
     }
 
     /// End of input: drains the decoder, then the encoders. What is ready
@@ -378,7 +404,16 @@ impl Transcoder {
             log::debug!("transcode: a decoded picture has no timestamp; dropped");
             return Ok(());
         };
-        if self.last_pts.is_some_and(|last| pts <= last) {
+        let mut at = pts + self.epochs.offset();
+        let behind = self.last_pts.is_some_and(|last| at <= last);
+        if let Some(forced) = self.pending.take_if(|f| behind || f.first() == Some(&pts)) {
+            // the new timeline's first picture
+            if let Some(last) = self.last_pts.filter(|_| behind) {
+                at = last + self.frame_ticks;
+                self.epochs.begin(at, at - pts);
+            }
+            self.forced = forced;
+        } else if behind {
             self.stats.out_of_order_frames += 1;
             log::debug!(
                 "transcode: a decoded picture at {pts} is not after the last ({:?}); dropped",
@@ -386,7 +421,7 @@ impl Transcoder {
             );
             return Ok(());
         }
-        self.last_pts = Some(pts);
+        self.last_pts = Some(at);
         let (idr, missed) = take_forced(&mut self.forced, pts);
         if missed > 0 {
             self.stats.missed_keyframes += missed;
@@ -414,11 +449,44 @@ impl Transcoder {
                 }
             };
             scale(rung, input, from)?;
-            rung.picture.set_pts(Some(pts));
+            rung.picture.set_pts(Some(at));
             rung.picture.set_kind(kind);
             send_frame(i, rung, packet, ready)?;
         }
         Ok(())
+    }
+}
+
+/// The encoders' timeline against the input's: an offset for each stretch
+/// between two timestamp resets, from the encoders' pts where it begins.
+#[derive(Debug, Default)]
+struct Epochs {
+    /// (first pts on the encoders' timeline, offset added to the input's)
+    starts: Vec<(i64, i64)>,
+}
+
+impl Epochs {
+    /// The offset of the current stretch.
+    fn offset(&self) -> i64 {
+        self.starts.last().map_or(0, |&(_, o)| o)
+    }
+
+    /// A stretch begins at `from` on the encoders' timeline, its
+    /// pictures' input pts moved by `offset`.
+    fn begin(&mut self, from: i64, offset: i64) {
+        self.starts.push((from, offset));
+    }
+
+    /// An encoded packet's (pts, dts) on the input's timeline: the
+    /// stretch is the pts's (a dts runs a few pictures behind it).
+    fn to_input(&self, pts: i64, dts: i64) -> (i64, i64) {
+        let offset = self
+            .starts
+            .iter()
+            .rev()
+            .find(|&&(from, _)| from <= pts)
+            .map_or(0, |&(_, o)| o);
+        (pts - offset, dts - offset)
     }
 }
 
@@ -654,6 +722,18 @@ fn drain_encoder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoders_timeline_maps_back_to_the_inputs() {
+        let mut e = Epochs::default();
+        assert_eq!(e.to_input(500, 400), (500, 400));
+        // the input resets from 9000 to 100; the encoders go on at 12000
+        e.begin(12_000, 11_900);
+        assert_eq!(e.offset(), 11_900);
+        assert_eq!(e.to_input(9_000, 8_000), (9_000, 8_000), "before the reset");
+        assert_eq!(e.to_input(12_000, 9_000), (100, -2_900), "dts runs behind");
+        assert_eq!(e.to_input(15_000, 12_000), (3_100, 100));
+    }
 
     #[test]
     fn a_forced_time_is_taken_once() {
