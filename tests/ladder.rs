@@ -532,8 +532,9 @@ fn a_killed_ladder_restarts_every_rendition_at_one_number_and_clips_by_its_archi
 
 /// A timestamp reset in the input: the encoded rung goes on (its encoder's
 /// timeline keeps increasing) and every rendition lists every segment, with
-/// one discontinuity at the same number; the rung's segments after the
-/// reset start with a keyframe on the new timeline.
+/// one discontinuity at the same number; the rung plays across it, and (TS)
+/// its first segment after the reset starts with a keyframe on the new
+/// timeline.
 #[test]
 fn a_timestamp_reset_goes_through_an_encoded_rung() {
     let dir = tempfile::tempdir().unwrap();
@@ -544,38 +545,60 @@ fn a_timestamp_reset_goes_through_an_encoded_rung() {
     let mut joined = std::fs::read(&a).unwrap();
     joined.extend(std::fs::read(&b).unwrap());
     std::fs::write(&input, joined).unwrap();
-    let run = run_file(
-        &input,
-        "2",
-        &["--ladder", "source,180p@300k", "--window", "20"],
-    );
-    assert_eq!(run.code(), Some(0), "stderr:\n{}", run.stderr());
-    let journal = run.journal();
-    let cut: Vec<u64> = cut_segments(&journal)
-        .iter()
-        .map(|s| s.sequence)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    assert_eq!(cut.len(), 6, "two 6 s inputs in 2 s segments: {cut:?}");
-    let mut lists = Vec::new();
-    for f in ["source", "180p-300k"] {
-        let text = std::fs::read_to_string(run.object(&format!("ev/{f}/index.m3u8"))).unwrap();
-        let numbers: Vec<u64> = listed(&text).keys().copied().collect();
-        assert_eq!(numbers, cut, "{f} lists every segment cut:\n{text}");
-        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
-        let before_break = text.split("#EXT-X-DISCONTINUITY\n").next().unwrap();
-        lists.push((before_break.matches("#EXTINF").count(), listed(&text)));
+    for (format, folders) in [
+        ("ts", &["source", "180p-300k"][..]),
+        ("fmp4", &["source", "180p-300k", "audio"][..]),
+    ] {
+        let run = run_file(
+            &input,
+            "2",
+            &[
+                "--format",
+                format,
+                "--ladder",
+                "source,180p@300k",
+                "--window",
+                "20",
+            ],
+        );
+        assert_eq!(run.code(), Some(0), "{format}: stderr:\n{}", run.stderr());
+        let cut: std::collections::BTreeSet<u64> = cut_segments(&run.journal())
+            .iter()
+            .map(|s| s.sequence)
+            .collect();
+        let cut: Vec<u64> = cut.into_iter().collect();
+        assert_eq!(
+            cut.len(),
+            6,
+            "{format}: two 6 s inputs in 2 s segments: {cut:?}"
+        );
+        let mut breaks = Vec::new();
+        for f in folders {
+            let text = std::fs::read_to_string(run.object(&format!("ev/{f}/index.m3u8"))).unwrap();
+            let numbers: Vec<u64> = listed(&text).keys().copied().collect();
+            assert_eq!(
+                numbers, cut,
+                "{format}: {f} lists every segment cut:\n{text}"
+            );
+            assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+            let before_break = text.split("#EXT-X-DISCONTINUITY\n").next().unwrap();
+            breaks.push(before_break.matches("#EXTINF").count());
+        }
+        assert!(
+            breaks.iter().all(|b| *b == breaks[0]),
+            "{format}: the break is at the same number: {breaks:?}"
+        );
+        let rung = run.object("ev/180p-300k/index.m3u8");
+        let (ok, errors) = decode(&rung);
+        assert!(ok, "{format}: {errors}");
+        if format == "ts" {
+            let text = std::fs::read_to_string(&rung).unwrap();
+            let after = listed(&text).values().nth(breaks[0]).unwrap().0.clone();
+            let path = run.object(&format!("ev/180p-300k/{after}"));
+            let flags = first_video_flags(&path).unwrap_or_default();
+            assert!(flags.starts_with('K'), "{after}: {flags}");
+            let (first, _) = first_pts(&path);
+            assert!(first.unwrap() < 3.0, "{after} starts at {first:?}");
+        }
     }
-    assert_eq!(lists[0].0, lists[1].0, "the break is at the same number");
-    // the rung's first segment after the reset starts on the new timeline
-    // with a keyframe, and the rung plays across the reset
-    let after = lists[1].1.values().nth(lists[1].0).unwrap().0.clone();
-    let path = run.object(&format!("ev/180p-300k/{after}"));
-    let flags = first_video_flags(&path).unwrap_or_default();
-    assert!(flags.starts_with('K'), "{after}: {flags}");
-    let (first, _) = first_pts(&path);
-    assert!(first.unwrap() < 3.0, "{after} starts at {first:?}");
-    let (ok, errors) = decode(&run.object("ev/180p-300k/index.m3u8"));
-    assert!(ok, "{errors}");
 }
