@@ -441,6 +441,8 @@ fn a_killed_ladder_restarts_every_rendition_at_one_number_and_clips_by_its_archi
         .map(|f| listed(&read(&format!("ev/{f}/index.m3u8"))))
         .collect();
 
+    let master_before = master::parse(&read("ev/master.m3u8")).unwrap();
+
     // run 2 on the same destination and spool: a new encode, new timestamps
     let mut source = live_source(8, "smptebars");
     let mut second = live_ladder(&mut source, &out, &spool, &ev2);
@@ -489,6 +491,22 @@ fn a_killed_ladder_restarts_every_rendition_at_one_number_and_clips_by_its_archi
     assert_eq!(shape(&lists[0]), shape(&lists[1]));
     let master = master::parse(&read("ev/master.m3u8")).unwrap();
     assert_eq!(master.variants.len(), 2);
+    // run 1's segments stay listed: BANDWIDTH stays at least what run 1
+    // declared for them
+    for v in &master.variants {
+        let was = master_before
+            .variants
+            .iter()
+            .find(|b| b.uri == v.uri)
+            .expect("the same variants");
+        assert!(
+            v.bandwidth >= was.bandwidth,
+            "{}: {} after the restart, {} before",
+            v.uri,
+            v.bandwidth,
+            was.bandwidth
+        );
+    }
 
     // the archive master names every rendition's archive; a clip of it is a
     // clip master with a clip beside each archive, all of the same segments

@@ -98,12 +98,15 @@ pub(super) fn segment_and_publish(
         first_discontinuity: discontinuity,
         outboxes,
     });
-    let state = MasterState::new(
+    let mut state = MasterState::new(
         layout.clone(),
         cfg.format,
         &cfg.index_name,
         cfg.archive.as_ref().map(|(name, _)| name.as_str()),
     );
+    if !cfg.fresh {
+        carry_over(cfg, &ladder.master, &*store, runtime, &mut state);
+    }
     let target = MasterTarget {
         store: store.clone(),
         retrier: Retrier::new(RetryPolicy {
@@ -157,6 +160,36 @@ pub(super) fn segment_and_publish(
         Ok(s) | Err((_, s)) => s.clone(),
     });
     outcome(cfg, uploaded, segmented)
+}
+
+/// Keeps the BANDWIDTH of the master an earlier run published (see
+/// [`MasterState::carry_over`]); one that cannot be read is passed over
+/// with a line.
+fn carry_over(
+    cfg: &Config,
+    master: &str,
+    store: &dyn Store,
+    runtime: &tokio::runtime::Runtime,
+    state: &mut MasterState,
+) {
+    let key = object_key(&cfg.key_prefix, master);
+    let retrier = Retrier::new(RetryPolicy {
+        attempt_timeout: cfg.request_timeout,
+        ..RetryPolicy::default()
+    });
+    let found = runtime.block_on(retrier.run(&format!("GET {key}"), || store.get(key.clone())));
+    let parsed = match found {
+        Ok(Some(text)) => live_upload::master::parse(&String::from_utf8_lossy(&text))
+            .map_err(|e| format!("{e:?}")),
+        Ok(None) => return,
+        Err(e) => Err(e.to_string()),
+    };
+    match parsed {
+        Ok(previous) => state.carry_over(&previous),
+        Err(e) => log::warn!(
+            "cannot read {key} of an earlier run ({e}): BANDWIDTH counts this run's segments only"
+        ),
+    }
 }
 
 /// A rendition's configuration: its folder below the key prefix, in the

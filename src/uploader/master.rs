@@ -41,6 +41,9 @@ pub struct MasterState {
     /// A segment of this run was cut: its rate is measured.
     measured: Vec<bool>,
     rates: Vec<RateTracker>,
+    /// BANDWIDTH an earlier run's master declared for the variant, whose
+    /// segments the playlists still list: never declared lower.
+    carried: Vec<u64>,
     published: Vec<bool>,
     archived: Vec<bool>,
     active: Vec<bool>,
@@ -80,12 +83,29 @@ impl MasterState {
             audio: vec![None; n],
             codecs_known: vec![false; n],
             measured: vec![false; n],
+            carried: vec![0; n],
             published: vec![false; n],
             archived: vec![false; n],
             active: vec![true; n],
             master_out: false,
             archive_out: false,
             changed: false,
+        }
+    }
+
+    /// A restart: the master an earlier run published declared BANDWIDTH
+    /// at least the peak of the segments it measured, which the playlists
+    /// continued now still list; each variant it names (by its playlist's
+    /// URI) keeps at least that. This run measures only its own segments.
+    pub fn carry_over(&mut self, previous: &crate::master::Master) {
+        for v in &previous.variants {
+            let named = |r: &usize| {
+                let l = &self.layout[*r];
+                !l.audio_only && v.uri == format!("{}/{}", l.folder, self.index_name)
+            };
+            if let Some(r) = (0..self.layout.len()).find(named) {
+                self.carried[r] = self.carried[r].max(v.bandwidth);
+            }
         }
     }
 
@@ -211,7 +231,7 @@ impl MasterState {
                 .collect();
             variants.push(Variant {
                 uri: format!("{}/{name}", l.folder),
-                bandwidth: self.rates[r].declared() + audio_rate,
+                bandwidth: (self.rates[r].declared() + audio_rate).max(self.carried[r]),
                 average_bandwidth: self.rates[r].average().map(|a| a + audio_average),
                 codecs,
                 resolution: l.resolution,
@@ -338,6 +358,32 @@ mod tests {
             bytes,
             duration: MediaDuration::from_secs(2.0),
         }
+    }
+
+    #[test]
+    fn a_restart_keeps_the_bandwidth_an_earlier_master_declared() {
+        let mut s = MasterState::new(layout(), Packaging::Ts, "index.m3u8", None);
+        let earlier = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=9000000,CODECS=\"avc1.64001e,mp4a.40.2\"\n\
+            source/index.m3u8\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=100,CODECS=\"avc1.64001e,mp4a.40.2\"\n\
+            360p-600k/index.m3u8\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=7,CODECS=\"avc1.64001e\"\n\
+            gone/index.m3u8\n";
+        s.carry_over(&crate::master::parse(earlier).unwrap());
+        for r in 0..2 {
+            s.on(codecs(r));
+            s.on(segment(r, 250_000));
+            s.on(LadderEvent::Published {
+                rendition: r,
+                archive: false,
+            });
+        }
+        let due = s.due();
+        let master = crate::master::parse(&due[0].text).unwrap();
+        let bw: Vec<u64> = master.variants.iter().map(|v| v.bandwidth).collect();
+        // 250 kB in 2 s is 1 Mbit/s, 1.1 Mbit/s with headroom
+        assert_eq!(bw, [9_000_000, 1_100_000], "{}", due[0].text);
     }
 
     #[test]
