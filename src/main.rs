@@ -277,6 +277,7 @@ fn segment_and_publish(cfg: &Config, totals: &mut Totals) -> Outcome {
     let leased: Arc<dyn Store> =
         Arc::new(LeasedStore::new(store, lease.clone(), &cfg.segment_prefix));
     let begin = lease::Begin {
+        lease: lease.clone(),
         opened: standby.map(Standby::into_input),
         first_number: acquired.first_number,
     };
@@ -303,6 +304,7 @@ fn publish_one(
     begin: lease::Begin,
 ) -> Outcome {
     let mut uploader = Uploader::new(store, uploader_config(cfg), stop.clone());
+    begin.lease.wake_on_renewal(uploader.retry_wakeup());
     let (first_sequence, first_discontinuity) =
         runtime.block_on(prepare(cfg, &mut uploader, begin.first_number))?;
 

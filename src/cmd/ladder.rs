@@ -73,7 +73,9 @@ pub(super) fn segment_and_publish(
                 archive,
             });
         }));
-        uploaders.push(Uploader::new(store.clone(), ucfg, stop.clone()));
+        let uploader = Uploader::new(store.clone(), ucfg, stop.clone());
+        begin.lease.wake_on_renewal(uploader.retry_wakeup());
+        uploaders.push(uploader);
     }
     drop(events_tx);
     let (first, discontinuity) =

@@ -17,6 +17,8 @@ use super::Failure;
 /// Where a run that holds the lease starts: its input as a standby kept
 /// it, and the lowest segment number it may use.
 pub(super) struct Begin {
+    /// The lease held, for publishers to hear of its renewals.
+    pub(super) lease: Lease,
     pub(super) opened: Option<Box<dyn std::io::Read + Send>>,
     pub(super) first_number: u64,
 }

@@ -80,6 +80,9 @@ struct Shared {
     changed: Notify,
     /// Asks the keeper for a renewal now.
     renew_now: Notify,
+    /// Rung when a renewal ends a pause: publishers' requests waiting to
+    /// retry (their attempts timed out while paused) go at once.
+    wake: Mutex<Vec<Arc<Notify>>>,
 }
 
 struct State {
@@ -258,6 +261,7 @@ impl Lease {
                 }),
                 changed: Notify::new(),
                 renew_now: Notify::new(),
+                wake: Mutex::default(),
             };
             return Ok(Acquired {
                 lease: Lease {
@@ -284,6 +288,15 @@ impl Lease {
     /// Whether another run took the lease.
     pub fn is_lost(&self) -> bool {
         self.state().lost.is_some()
+    }
+
+    /// Has `wake` rung whenever a renewal ends a pause in publishing.
+    pub fn wake_on_renewal(&self, wake: Arc<Notify>) {
+        self.shared
+            .wake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(wake);
     }
 
     /// Renews the lease until it is released or lost; spawn it beside the
@@ -323,7 +336,12 @@ impl Lease {
                     st.fence.renewed(began.into_std());
                     if st.paused {
                         st.paused = false;
+                        drop(st);
                         log::info!("renewed the lease {}: publishing goes on", self.shared.key);
+                        let wake = self.shared.wake.lock().unwrap_or_else(|e| e.into_inner());
+                        for w in wake.iter() {
+                            w.notify_waiters();
+                        }
                     }
                 }
                 Ok(Err(e)) if e.kind == ErrorKind::Fenced => {}

@@ -234,6 +234,12 @@ impl Uploader {
         }
     }
 
+    /// Rung, the requests waiting to retry go at once (see
+    /// [`Retrier::wakeup`]).
+    pub fn retry_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.retrier.wakeup()
+    }
+
     pub fn index_key(&self) -> String {
         object_key(&self.cfg.key_prefix, &self.cfg.index_name)
     }

@@ -67,6 +67,13 @@ impl Retrier {
         &self.stats
     }
 
+    /// What wakes the requests waiting to retry, as a success does: for
+    /// news that the store can be written again (a lease renewed after a
+    /// pause).
+    pub fn wakeup(&self) -> Arc<Notify> {
+        self.recovered.clone()
+    }
+
     /// Runs `op` until it succeeds, fails permanently, or the store proves
     /// unreachable. `what` names the request in log lines.
     pub async fn run<T>(
