@@ -145,6 +145,26 @@ impl S3Store {
         })
     }
 
+    /// A DELETE, with `If-Match` where a tag is given.
+    fn delete_object(
+        &self,
+        key: String,
+        etag: Option<String>,
+    ) -> BoxFuture<Result<(), StoreError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            me.client
+                .delete_object()
+                .bucket(&me.bucket)
+                .key(&key)
+                .set_if_match(etag)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(e, &format!("DELETE {key}")))
+        })
+    }
+
     /// The SDK client, for readers that need more than [`Store`] offers
     /// (`live_upload serve`'s ranges and conditions).
     pub fn client(&self) -> &Client {
@@ -204,18 +224,7 @@ impl Store for S3Store {
     }
 
     fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>> {
-        let me = self.clone();
-        Box::pin(async move {
-            me.client
-                .delete_object()
-                .bucket(&me.bucket)
-                .key(&key)
-                .if_match(etag)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &format!("DELETE {key}")))
-        })
+        self.delete_object(key, Some(etag))
     }
 
     fn get(&self, key: String) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
@@ -242,17 +251,7 @@ impl Store for S3Store {
     }
 
     fn delete(&self, key: String) -> BoxFuture<Result<(), StoreError>> {
-        let me = self.clone();
-        Box::pin(async move {
-            me.client
-                .delete_object()
-                .bucket(&me.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify(e, &format!("DELETE {key}")))
-        })
+        self.delete_object(key, None)
     }
 }
 
