@@ -110,6 +110,18 @@ pub enum Condition {
     Matches(String),
 }
 
+impl Condition {
+    /// Whether the condition holds of an object with `current` bytes (or
+    /// none), its tag a [`content_tag`]: for stores that keep no tags.
+    fn held_by(&self, current: Option<&[u8]>) -> bool {
+        match (self, current) {
+            (Condition::Absent, current) => current.is_none(),
+            (Condition::Matches(tag), Some(bytes)) => content_tag(bytes) == *tag,
+            (Condition::Matches(_), None) => false,
+        }
+    }
+}
+
 /// An object read with its entity tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tagged {
@@ -319,12 +331,7 @@ impl LocalDirStore {
     ) -> Result<Option<String>, StoreError> {
         Self::locked(root, key, || {
             let found = Self::get_sync(root, key)?;
-            let holds = match (condition, &found) {
-                (Condition::Absent, found) => found.is_none(),
-                (Condition::Matches(tag), Some(bytes)) => content_tag(bytes) == *tag,
-                (Condition::Matches(_), None) => false,
-            };
-            if !holds {
+            if !condition.held_by(found.as_deref()) {
                 return Err(StoreError::new(
                     ErrorKind::Conflict,
                     format!("writing {key}: it is not as expected ({condition:?})"),
@@ -339,12 +346,15 @@ impl LocalDirStore {
     }
 
     fn delete_if_sync(root: &Path, key: &str, tag: &str) -> Result<(), StoreError> {
-        Self::locked(root, key, || match Self::get_sync(root, key)? {
-            Some(bytes) if content_tag(&bytes) == tag => Self::delete_sync(root, key),
-            _ => Err(StoreError::new(
-                ErrorKind::Conflict,
-                format!("deleting {key}: it is not as expected"),
-            )),
+        Self::locked(root, key, || {
+            let found = Self::get_sync(root, key)?;
+            if !Condition::Matches(tag.to_string()).held_by(found.as_deref()) {
+                return Err(StoreError::new(
+                    ErrorKind::Conflict,
+                    format!("deleting {key}: it is not as expected"),
+                ));
+            }
+            Self::delete_sync(root, key)
         })
     }
 
@@ -583,10 +593,9 @@ impl Store for MemoryStore {
     ) -> BoxFuture<Result<Option<String>, StoreError>> {
         let me = self.clone();
         Box::pin(async move {
-            let current = me.lock().objects.get(&key).map(|(b, _)| content_tag(b));
-            let holds = match &condition {
-                Condition::Absent => current.is_none(),
-                Condition::Matches(tag) => current.as_ref() == Some(tag),
+            let holds = {
+                let state = me.lock();
+                condition.held_by(state.objects.get(&key).map(|(b, _)| b.as_slice()))
             };
             if !holds {
                 return Err(StoreError::new(
@@ -616,8 +625,11 @@ impl Store for MemoryStore {
     fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>> {
         let me = self.clone();
         Box::pin(async move {
-            let current = me.lock().objects.get(&key).map(|(b, _)| content_tag(b));
-            if current.as_deref() != Some(etag.as_str()) {
+            let holds = {
+                let state = me.lock();
+                Condition::Matches(etag).held_by(state.objects.get(&key).map(|(b, _)| b.as_slice()))
+            };
+            if !holds {
                 return Err(StoreError::new(
                     ErrorKind::Conflict,
                     format!("DELETE {key}: precondition failed"),
