@@ -327,3 +327,42 @@ fn a_rung_cascaded_from_a_larger_one_gets_every_picture() {
         assert_eq!(out.iter().filter(|e| e.rung == rung && e.key).count(), 1);
     }
 }
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task lists the threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn each_rung_encodes_on_a_thread_that_ends_when_the_transcoder_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = demux(&make_input(dir.path()));
+    // a height no other test uses, so that its thread's name is this test's
+    let rungs = [RungSpec {
+        height: 238,
+        kbps: 300,
+    }];
+    let mut tc = match Transcoder::new(input.params, &rungs, &TranscodeSettings::new((30, 1))) {
+        Ok(tc) => tc,
+        Err(e) => panic!("the transcoder opens: {e}"),
+    };
+    let mine = |names: Vec<String>| names.iter().filter(|n| *n == "x264 238p").count();
+    assert_eq!(mine(thread_names()), 1, "{:?}", thread_names());
+    for p in &input.packets[..input.packets.len() / 2] {
+        tc.send(p.pts, p.dts, &p.data).expect("taken");
+    }
+    // dropped mid-stream, without finish: the thread stops and is joined
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(tc);
+        let _ = done.send(());
+    });
+    dropped
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the transcoder is dropped within 30 s");
+    assert_eq!(mine(thread_names()), 0, "{:?}", thread_names());
+}

@@ -11,9 +11,11 @@
 //! 1/90000 time base, so no timestamp is ever rescaled.
 
 mod plan;
+mod worker;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::mpsc::{self, Receiver};
 
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::codec::{self, decoder, encoder};
@@ -22,6 +24,7 @@ use ffmpeg_next::software::scaling;
 use ffmpeg_next::util::frame;
 use ffmpeg_next::util::picture;
 use ffmpeg_next::{ffi, Dictionary, Packet, Rational};
+use worker::Worker;
 
 pub use plan::{
     bit_rate, buffer_size, max_rate, scale_order, scaled_width, segment_peak_bps, ScaleFrom,
@@ -151,7 +154,7 @@ pub enum TranscodeError {
     Finished,
 }
 
-/// One rung's scaler, picture and encoder.
+/// One rung's scaler, picture and encoder (on its own thread).
 struct Rung {
     spec: RungSpec,
     width: u32,
@@ -159,10 +162,11 @@ struct Rung {
     /// Built for the picture it scales from; rebuilt if that changes
     /// (a source whose size or format changes mid-stream).
     scaler: Option<scaling::Context>,
-    /// Reused for every frame: written by the scaler, read by the encoder
-    /// (which copies it) and by the rungs scaled from this one.
+    /// The next picture to hand to the encoder: written by the scaler and
+    /// read by the rungs scaled from this one first.
     picture: frame::Video,
-    encoder: encoder::video::Encoder,
+    worker: Worker,
+    /// Access units received from the worker.
     encoded: u64,
 }
 
@@ -171,9 +175,9 @@ pub struct Transcoder {
     decoder: decoder::Video,
     /// Reused for every decoded picture (libav unreferences it first).
     decoded: frame::Video,
-    /// Reused for every encoded packet (libav unreferences it first).
-    packet: Packet,
     rungs: Vec<Rung>,
+    /// Every rung's packets, from the workers, each rung's in decode order.
+    out: Receiver<Encoded>,
     /// [`scale_order`] of the rungs.
     order: Vec<(usize, ScaleFrom)>,
     /// Source pts still to be made IDRs.
@@ -188,14 +192,14 @@ pub struct Transcoder {
     /// One picture's duration in ticks: the gap the encoders' timeline
     /// leaves at a timestamp reset.
     frame_ticks: i64,
-    ready: Vec<Encoded>,
     stats: TranscodeStats,
     finished: bool,
 }
 
-// SAFETY: every libav object here (decoder and encoder contexts, frames, the
-// packet, the swscale contexts) is owned by the Transcoder alone and only
-// used through `&mut self`; none has thread affinity. ffmpeg-next marks all
+// SAFETY: every libav object here (the decoder context, frames, the swscale
+// contexts; the encoders live on their workers' threads) is owned by the
+// Transcoder alone and only used through `&mut self`; none has thread
+// affinity. ffmpeg-next marks all
 // but `scaling::Context` Send already; an SwsContext, like the others, may
 // be used from any thread as long as it is not used from two at once.
 unsafe impl Send for Transcoder {}
@@ -228,9 +232,12 @@ impl Transcoder {
             u32::try_from(sar.numerator()).unwrap_or(0),
             u32::try_from(sar.denominator()).unwrap_or(0),
         );
-        let mut built = Vec::with_capacity(rungs.len());
         for &spec in rungs {
             check_rung(spec, src_h)?;
+        }
+        let (to_transcoder, out) = mpsc::channel();
+        let mut built = Vec::with_capacity(rungs.len());
+        for (index, &spec) in rungs.iter().enumerate() {
             let width = scaled_width(src_w, src_h, sar, spec.height);
             let encoder = open_encoder(spec, (width, spec.height), settings, &decoder)?;
             built.push(Rung {
@@ -239,7 +246,7 @@ impl Transcoder {
                 height: spec.height,
                 scaler: None,
                 picture: frame::Video::empty(),
-                encoder,
+                worker: Worker::start(index, spec, encoder, to_transcoder.clone())?,
                 encoded: 0,
             });
         }
@@ -260,7 +267,7 @@ impl Transcoder {
         Ok(Transcoder {
             decoder,
             decoded: frame::Video::empty(),
-            packet: Packet::empty(),
+            out,
             stats: TranscodeStats {
                 frames_encoded: vec![0; built.len()],
                 ..TranscodeStats::default()
@@ -272,7 +279,6 @@ impl Transcoder {
             last_pts: None,
             epochs: Epochs::default(),
             frame_ticks: (90_000 * i64::from(den) / i64::from(num)).max(1),
-            ready: Vec::new(),
             finished: false,
         })
     }
@@ -331,11 +337,16 @@ impl Transcoder {
     }
 
     /// Encoded packets ready since the last call (each rung's in decode
-    /// order), timed on the input's timeline.
+    /// order), timed on the input's timeline. The encoders run beside the
+    /// caller: a picture fed comes out in a later call, or from
+    /// [`Transcoder::finish`].
     pub fn receive(&mut self) -> Vec<Encoded> {
-        let mut ready = std::mem::take(&mut self.ready);
+        let mut ready: Vec<Encoded> = self.out.try_iter().collect();
         for e in &mut ready {
             (e.pts, e.dts) = self.epochs.to_input(e.pts, e.dts);
+            if let Some(rung) = self.rungs.get_mut(e.rung) {
+                rung.encoded += 1;
+            }
         }
         ready
     }
@@ -350,19 +361,15 @@ impl Transcoder {
                 log::debug!("transcode: the decoder refused the end of input: {e}");
             }
             self.drain_decoder()?;
-            let Transcoder {
-                rungs,
-                order,
-                packet,
-                ready,
-                ..
-            } = self;
-            for &(i, _) in order.iter() {
-                let rung = &mut rungs[i];
-                if let Err(e) = rung.encoder.send_eof() {
-                    log::debug!("transcode: rung {}: end of input refused: {e}", rung.spec);
+            // every worker drains at once; each is waited for
+            let mut first_error = None;
+            for rung in &mut self.rungs {
+                if let Err(e) = rung.worker.finish() {
+                    first_error.get_or_insert(e);
                 }
-                drain_encoder(i, rung, packet, ready)?;
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
         }
         Ok(self.receive())
@@ -436,10 +443,10 @@ impl Transcoder {
             decoded,
             rungs,
             order,
-            packet,
-            ready,
             ..
         } = self;
+        // every rung is scaled first (a rung may be scaled from another's
+        // picture), then each picture goes to its encoder
         for &(i, from) in order.iter() {
             let (input, rung) = match from {
                 ScaleFrom::Source => (&*decoded, &mut rungs[i]),
@@ -451,7 +458,11 @@ impl Transcoder {
             scale(rung, input, from)?;
             rung.picture.set_pts(Some(at));
             rung.picture.set_kind(kind);
-            send_frame(i, rung, packet, ready)?;
+        }
+        for rung in rungs.iter_mut() {
+            let next = rung.worker.picture();
+            let picture = std::mem::replace(&mut rung.picture, next);
+            rung.worker.encode(picture)?;
         }
         Ok(())
     }
@@ -572,6 +583,8 @@ fn open_encoder(
     let mut options = Dictionary::new();
     options.set("preset", &settings.preset);
     options.set("forced-idr", "1");
+    // one thread: the rungs run beside each other instead (see worker.rs)
+    options.set("threads", "1");
     enc.open_as_with(x264, options).map_err(open_err)
 }
 
@@ -659,64 +672,6 @@ fn make_writable(picture: &mut frame::Video) -> Result<(), ffmpeg::Error> {
         return Err(ffmpeg::Error::from(r));
     }
     Ok(())
-}
-
-/// Gives the rung's picture to its encoder and collects what it has ready.
-fn send_frame(
-    index: usize,
-    rung: &mut Rung,
-    packet: &mut Packet,
-    ready: &mut Vec<Encoded>,
-) -> Result<(), TranscodeError> {
-    let sent = match rung.encoder.send_frame(&rung.picture) {
-        Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => {
-            drain_encoder(index, rung, packet, ready)?;
-            rung.encoder.send_frame(&rung.picture)
-        }
-        other => other,
-    };
-    sent.map_err(|e| TranscodeError::Encode {
-        rung: rung.spec,
-        reason: e.to_string(),
-    })?;
-    drain_encoder(index, rung, packet, ready)
-}
-
-/// Collects every packet the rung's encoder has ready.
-fn drain_encoder(
-    index: usize,
-    rung: &mut Rung,
-    packet: &mut Packet,
-    ready: &mut Vec<Encoded>,
-) -> Result<(), TranscodeError> {
-    loop {
-        match rung.encoder.receive_packet(packet) {
-            Ok(()) => {
-                let (Some(pts), Some(dts)) =
-                    (packet.pts().or(packet.dts()), packet.dts().or(packet.pts()))
-                else {
-                    log::warn!("transcode: rung {}: a packet without timestamps", rung.spec);
-                    continue;
-                };
-                rung.encoded += 1;
-                ready.push(Encoded {
-                    rung: index,
-                    pts,
-                    dts,
-                    key: packet.is_key(),
-                    data: packet.data().unwrap_or_default().to_vec(),
-                });
-            }
-            Err(ffmpeg::Error::Eof) => return Ok(()),
-            Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
-            Err(e) => {
-                return Err(TranscodeError::Encode {
-                    rung: rung.spec,
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
 }
 
 #[cfg(test)]
