@@ -2,7 +2,9 @@
 //! source video is decoded once, each rung's picture is scaled with
 //! libswscale (bicubic, as ffmpeg's `scale` filter; from the source or, see
 //! [`CASCADE_MIN_RATIO`], from a larger rung's picture) and encoded to
-//! H.264 by libx264.
+//! H.264 by libx264, each rung's encoder on a thread of its own
+//! (`worker.rs`) while the caller's thread decodes and scales the next
+//! picture.
 //!
 //! Every rung gets an IDR at exactly the source pictures the segmenter cuts
 //! at ([`Transcoder::force_keyframe_at`]), so that all renditions' segments
