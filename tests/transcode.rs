@@ -351,6 +351,12 @@ fn each_rung_encodes_on_a_thread_that_ends_when_the_transcoder_is_dropped() {
         Err(e) => panic!("the transcoder opens: {e}"),
     };
     let mine = |names: Vec<String>| names.iter().filter(|n| *n == "x264 238p").count();
+    // a new thread names itself once it runs: until then it has its
+    // parent's name
+    let started = std::time::Instant::now();
+    while mine(thread_names()) == 0 && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(mine(thread_names()), 1, "{:?}", thread_names());
     for p in &input.packets[..input.packets.len() / 2] {
         tc.send(p.pts, p.dts, &p.data).expect("taken");
