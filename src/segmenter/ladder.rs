@@ -184,6 +184,7 @@ fn segment_ladder(
         plan_anchor: plan.anchor,
         events: ladder.events,
         releases_input: true,
+        transcode_failed: false,
     };
     run.releases_input = !run
         .renditions
@@ -650,6 +651,8 @@ struct LadderLoop {
     /// No rendition routes the input's bytes: release them as packets
     /// arrive.
     releases_input: bool,
+    /// The transcoder's scaler or an encoder failed (told once).
+    transcode_failed: bool,
 }
 
 impl LadderLoop {
@@ -775,8 +778,11 @@ impl LadderLoop {
         }
         if anchor {
             if let (Some(t), Some((dts, pts))) = (&mut self.transcoder, times) {
+                // (a packet the decoder refuses is counted, not an error)
                 if let Err(e) = t.send(Some(pts), Some(dts), data) {
-                    log::debug!("--ladder: the decoder refused a packet: {e}");
+                    if !std::mem::replace(&mut self.transcode_failed, true) {
+                        log::error!("--ladder: {e}; that rung makes no more pictures");
+                    }
                 }
                 let encoded = t.receive();
                 self.encoded(encoded);

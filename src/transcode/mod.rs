@@ -461,12 +461,16 @@ impl Transcoder {
             rung.picture.set_pts(Some(at));
             rung.picture.set_kind(kind);
         }
+        // a rung whose encoder failed does not hold the others back
+        let mut first_error = None;
         for rung in rungs.iter_mut() {
             let next = rung.worker.picture();
             let picture = std::mem::replace(&mut rung.picture, next);
-            rung.worker.encode(picture)?;
+            if let Err(e) = rung.worker.encode(picture) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 
