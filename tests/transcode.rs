@@ -372,3 +372,61 @@ fn each_rung_encodes_on_a_thread_that_ends_when_the_transcoder_is_dropped() {
         .expect("the transcoder is dropped within 30 s");
     assert_eq!(mine(thread_names()), 0, "{:?}", thread_names());
 }
+
+#[test]
+fn a_stopped_rung_and_the_rungs_scaled_from_it_get_no_more_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = demux(&make_input(dir.path()));
+    let pictures = input.packets.len() as u64;
+    let half = input.packets.len() / 2;
+    // 180 lines are scaled from the 360-line rung's picture
+    let rungs = [
+        RungSpec {
+            height: 180,
+            kbps: 200,
+        },
+        RungSpec {
+            height: 360,
+            kbps: 800,
+        },
+    ];
+    let run = |stop: usize| {
+        let params = input.params.clone();
+        let mut tc = match Transcoder::new(params, &rungs, &TranscodeSettings::new((30, 1))) {
+            Ok(tc) => tc,
+            Err(e) => panic!("the transcoder opens: {e}"),
+        };
+        let failed = TranscodeError::Encode {
+            rung: rungs[stop],
+            reason: "a test".to_string(),
+        };
+        assert_eq!(tc.rung_of(&failed), Some(stop));
+        let mut after = Vec::new();
+        for (n, p) in input.packets.iter().enumerate() {
+            tc.send(p.pts, p.dts, &p.data).expect("taken");
+            let out = tc.receive();
+            if n == half {
+                let stopped = tc.stop(stop);
+                assert!(tc.stop(stop).is_empty(), "a rung is stopped once");
+                after.push(stopped);
+            } else if n > half {
+                assert!(
+                    out.iter().all(|e| !after[0].contains(&e.rung)),
+                    "no packet of a stopped rung after it was stopped"
+                );
+            }
+        }
+        let rest = tc.finish().expect("a stopped rung does not fail the end");
+        assert!(rest.iter().all(|e| !after[0].contains(&e.rung)));
+        (after.remove(0), tc.stats().frames_encoded)
+    };
+    // the 180-line rung alone
+    let (stopped, encoded) = run(0);
+    assert_eq!(stopped, vec![0]);
+    assert!(encoded[0] < pictures, "{encoded:?}");
+    assert_eq!(encoded[1], pictures, "the other rung keeps every picture");
+    // the 360-line rung takes the 180-line one, scaled from it, along
+    let (stopped, encoded) = run(1);
+    assert_eq!(stopped, vec![0, 1]);
+    assert!(encoded.iter().all(|&n| n < pictures), "{encoded:?}");
+}

@@ -45,7 +45,9 @@ use crate::package::ts::router::{ClosedSegment, Router};
 use crate::package::{Demuxed, Finished, Fmp4Files, Packager, TsPackager};
 use crate::spool;
 use crate::timeline::TICKS_PER_SECOND;
-use crate::transcode::{segment_peak_bps, Encoded, RungSpec, TranscodeSettings, Transcoder};
+use crate::transcode::{
+    segment_peak_bps, Encoded, RungSpec, TranscodeError, TranscodeSettings, Transcoder,
+};
 
 /// What the segmenter needs to run a ladder besides its configuration.
 pub struct LadderRun {
@@ -184,7 +186,6 @@ fn segment_ladder(
         plan_anchor: plan.anchor,
         events: ladder.events,
         releases_input: true,
-        transcode_failed: false,
     };
     run.releases_input = !run
         .renditions
@@ -641,6 +642,17 @@ struct Misaligned {
     by: i64,
 }
 
+impl Misaligned {
+    /// Why its rendition is left out of the ladder.
+    fn why(&self) -> String {
+        format!(
+            "its keyframe for segment {} is {:.3} s from the cut",
+            self.sequence,
+            self.by as f64 / TICKS_PER_SECOND as f64
+        )
+    }
+}
+
 struct LadderLoop {
     renditions: Vec<Rendition>,
     gate: Gate,
@@ -651,8 +663,6 @@ struct LadderLoop {
     /// No rendition routes the input's bytes: release them as packets
     /// arrive.
     releases_input: bool,
-    /// The transcoder's scaler or an encoder failed (told once).
-    transcode_failed: bool,
 }
 
 impl LadderLoop {
@@ -779,16 +789,41 @@ impl LadderLoop {
         if anchor {
             if let (Some(t), Some((dts, pts))) = (&mut self.transcoder, times) {
                 // (a packet the decoder refuses is counted, not an error)
-                if let Err(e) = t.send(Some(pts), Some(dts), data) {
-                    if !std::mem::replace(&mut self.transcode_failed, true) {
-                        log::error!("--ladder: {e}; that rung makes no more pictures");
-                    }
-                }
+                let failed = t.send(Some(pts), Some(dts), data).err();
                 let encoded = t.receive();
                 self.encoded(encoded);
+                if let Some(e) = failed {
+                    self.rung_failed(&e);
+                }
             }
         }
         Ok(())
+    }
+
+    /// A rung's scaler or encoder failed: that rung, and any rung scaled
+    /// from its picture, is left out of the ladder (and its master), so
+    /// that the other renditions go on being published.
+    fn rung_failed(&mut self, e: &TranscodeError) {
+        let Some(t) = &mut self.transcoder else {
+            return;
+        };
+        let Some(index) = t.rung_of(e) else {
+            log::error!("--ladder: {e}");
+            return;
+        };
+        for k in t.stop(index) {
+            let found = self
+                .renditions
+                .iter_mut()
+                .enumerate()
+                .find(|(_, r)| r.video == VideoFrom::Rung(k));
+            if let Some((i, r)) = found {
+                self.gate.drop_rendition(i, &r.layout.label, e.to_string());
+                if let Maker::Timed(timed) = &mut r.maker {
+                    timed.abandon();
+                }
+            }
+        }
     }
 
     fn encoded(&mut self, packets: Vec<Encoded>) {
@@ -835,7 +870,7 @@ impl LadderLoop {
                     let ready = t.segments.take_ready();
                     let mut out = Vec::new();
                     if let Some(m) = t.made(ready, &self.gate.timings, &mut out)? {
-                        self.gate.drop_rendition(i, &r.layout.label, m);
+                        self.gate.drop_rendition(i, &r.layout.label, m.why());
                         t.abandon();
                         continue;
                     }
@@ -848,12 +883,20 @@ impl LadderLoop {
     }
 
     fn finish(&mut self, last: Option<SegmentTiming>) -> Result<(), SegmenterError> {
-        if let Some(t) = &mut self.transcoder {
-            match t.finish() {
-                Ok(rest) => self.encoded(rest),
-                Err(e) => log::warn!("--ladder: the encoders did not finish cleanly: {e}"),
+        let rest = match self.transcoder.as_mut().map(Transcoder::finish) {
+            None => Vec::new(),
+            Some(Ok(rest)) => rest,
+            Some(Err(e)) => {
+                // the failed rung is left out; the others' last packets
+                // are kept
+                self.rung_failed(&e);
+                self.transcoder
+                    .as_mut()
+                    .map(Transcoder::receive)
+                    .unwrap_or_default()
             }
-        }
+        };
+        self.encoded(rest);
         if let Some(t) = last {
             self.gate.timed(t);
         }
@@ -865,7 +908,7 @@ impl LadderLoop {
                     let ready = t.segments.finish();
                     let mut out = Vec::new();
                     if let Some(m) = t.made(ready, &self.gate.timings, &mut out)? {
-                        self.gate.drop_rendition(i, &r.layout.label, m);
+                        self.gate.drop_rendition(i, &r.layout.label, m.why());
                         t.abandon();
                         continue;
                     }
@@ -1043,16 +1086,11 @@ impl Gate {
         Ok(())
     }
 
-    fn drop_rendition(&mut self, r: usize, label: &str, m: Misaligned) {
+    fn drop_rendition(&mut self, r: usize, label: &str, why: String) {
         if !self.active[r] {
             return;
         }
         self.active[r] = false;
-        let why = format!(
-            "its keyframe for segment {} is {:.3} s from the cut",
-            m.sequence,
-            m.by as f64 / TICKS_PER_SECOND as f64
-        );
         log::warn!("--ladder: {label} is left out of the ladder: {why}");
         for held in self.held.values_mut() {
             if let Some(c) = held.remove(&r) {

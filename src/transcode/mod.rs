@@ -170,6 +170,8 @@ struct Rung {
     worker: Worker,
     /// Access units received from the worker.
     encoded: u64,
+    /// Left out by [`Transcoder::stop`]: neither scaled nor encoded.
+    stopped: bool,
 }
 
 /// Decodes one source video stream and encodes it as every rung.
@@ -250,6 +252,7 @@ impl Transcoder {
                 picture: frame::Video::empty(),
                 worker: Worker::start(index, spec, encoder, to_transcoder.clone())?,
                 encoded: 0,
+                stopped: false,
             });
         }
         let sizes: Vec<(u32, u32)> = built.iter().map(|r| (r.width, r.height)).collect();
@@ -343,14 +346,52 @@ impl Transcoder {
     /// caller: a picture fed comes out in a later call, or from
     /// [`Transcoder::finish`].
     pub fn receive(&mut self) -> Vec<Encoded> {
-        let mut ready: Vec<Encoded> = self.out.try_iter().collect();
+        let rungs = &mut self.rungs;
+        let mut ready: Vec<Encoded> = self
+            .out
+            .try_iter()
+            .filter(|e| rungs.get(e.rung).is_some_and(|r| !r.stopped))
+            .collect();
         for e in &mut ready {
             (e.pts, e.dts) = self.epochs.to_input(e.pts, e.dts);
-            if let Some(rung) = self.rungs.get_mut(e.rung) {
-                rung.encoded += 1;
-            }
+            rungs[e.rung].encoded += 1;
         }
         ready
+    }
+
+    /// Leaves rung `index` out from now on, and every rung scaled from its
+    /// picture: they get no more pictures, what their encoders still make
+    /// is dropped, and their failures are not told again (by
+    /// [`Transcoder::finish`] either). Returns the rungs stopped by this
+    /// call.
+    pub fn stop(&mut self, index: usize) -> Vec<usize> {
+        let mut stopped = Vec::new();
+        let mut next = vec![index];
+        while let Some(i) = next.pop() {
+            match self.rungs.get_mut(i) {
+                Some(rung) if !rung.stopped => rung.stopped = true,
+                _ => continue,
+            }
+            stopped.push(i);
+            next.extend(
+                self.order
+                    .iter()
+                    .filter(|&&(_, from)| from == ScaleFrom::Rung(i))
+                    .map(|&(k, _)| k),
+            );
+        }
+        stopped.sort_unstable();
+        stopped
+    }
+
+    /// The rung whose scaler or encoder an error is from, if it is one's.
+    pub fn rung_of(&self, e: &TranscodeError) -> Option<usize> {
+        match e {
+            TranscodeError::Encode { rung, .. } | TranscodeError::Scale { rung, .. } => {
+                self.rungs.iter().position(|r| r.spec == *rung)
+            }
+            _ => None,
+        }
     }
 
     /// End of input: drains the decoder, then the encoders. What is ready
@@ -366,8 +407,11 @@ impl Transcoder {
             // every worker drains at once; each is waited for
             let mut first_error = None;
             for rung in &mut self.rungs {
-                if let Err(e) = rung.worker.finish() {
-                    first_error.get_or_insert(e);
+                match rung.worker.finish() {
+                    Err(e) if !rung.stopped => {
+                        first_error.get_or_insert(e);
+                    }
+                    _ => {}
                 }
             }
             if let Some(e) = first_error {
@@ -450,6 +494,10 @@ impl Transcoder {
         // every rung is scaled first (a rung may be scaled from another's
         // picture), then each picture goes to its encoder
         for &(i, from) in order.iter() {
+            // (a rung scaled from a stopped one's picture is stopped too)
+            if rungs[i].stopped {
+                continue;
+            }
             let (input, rung) = match from {
                 ScaleFrom::Source => (&*decoded, &mut rungs[i]),
                 ScaleFrom::Rung(j) => {
@@ -463,7 +511,7 @@ impl Transcoder {
         }
         // a rung whose encoder failed does not hold the others back
         let mut first_error = None;
-        for rung in rungs.iter_mut() {
+        for rung in rungs.iter_mut().filter(|r| !r.stopped) {
             let next = rung.worker.picture();
             let picture = std::mem::replace(&mut rung.picture, next);
             if let Err(e) = rung.worker.encode(picture) {
