@@ -80,6 +80,11 @@ struct Shared {
     changed: Notify,
     /// Asks the keeper for a renewal now.
     renew_now: Notify,
+    /// Held by a renewal while it writes, and by the release: a release
+    /// waits for a renewal in flight (whose answer moves the ETag, and
+    /// whose PUT would otherwise land after the DELETE and put the lease
+    /// back).
+    writing: tokio::sync::Mutex<()>,
     /// Rung when a renewal ends a pause: publishers' requests waiting to
     /// retry (their attempts timed out while paused) go at once.
     wake: Mutex<Vec<Arc<Notify>>>,
@@ -261,6 +266,7 @@ impl Lease {
                 }),
                 changed: Notify::new(),
                 renew_now: Notify::new(),
+                writing: tokio::sync::Mutex::new(()),
                 wake: Mutex::default(),
             };
             return Ok(Acquired {
@@ -325,12 +331,17 @@ impl Lease {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.shared.renew_now.notified() => {}
             }
+            let writing = self.shared.writing.lock().await;
+            // (checked with the lock held: a release that has it first
+            // has deleted the lease, which a renewal now would put back)
             if self.state().released {
                 return;
             }
             let began = Instant::now();
             let attempt = tokio::time::timeout(self.shared.timing.renew_every(), self.renew());
-            match attempt.await {
+            let attempt = attempt.await;
+            drop(writing);
+            match attempt {
                 Ok(Ok(())) => {
                     let mut st = self.state();
                     st.fence.renewed(began.into_std());
@@ -504,15 +515,17 @@ impl Lease {
     }
 
     async fn give_back(&self) {
+        self.state().released = true;
+        // the keeper stops; a renewal it has begun ends first
+        self.shared.renew_now.notify_one();
+        let _writing = self.shared.writing.lock().await;
         let (etag, run) = {
-            let mut st = self.state();
-            st.released = true;
+            let st = self.state();
             if st.lost.is_some() {
                 return;
             }
             (st.etag.clone(), st.record.run.clone())
         };
-        self.shared.renew_now.notify_one();
         let s = &self.shared;
         let key = s.key.clone();
         let released = if s.atomic {
@@ -787,12 +800,23 @@ mod tests {
         }
     }
 
-    /// A store that accepts conditions and ignores them, as Garage does.
-    struct Ignoring(MemoryStore);
+    /// A memory store seen through one of these.
+    enum Twist {
+        /// It accepts conditions and ignores them, as Garage does.
+        IgnoresConditions,
+        /// A conditional PUT lands at once and is answered 500 ms later;
+        /// the flag is set once one has landed.
+        SlowAnswers(Arc<std::sync::atomic::AtomicBool>),
+    }
 
-    impl Store for Ignoring {
+    struct Wrapped(MemoryStore, Twist);
+
+    impl Store for Wrapped {
         fn describe(&self) -> String {
-            "ignoring".into()
+            "wrapped".into()
+        }
+        fn conditions_native(&self) -> bool {
+            matches!(self.1, Twist::SlowAnswers(_))
         }
         fn put(
             &self,
@@ -816,16 +840,33 @@ mod tests {
             key: String,
             body: Body,
             meta: ObjectMeta,
-            _: Condition,
+            condition: Condition,
         ) -> BoxFuture<Result<Option<String>, StoreError>> {
-            let put = self.0.put(key, body, meta);
-            Box::pin(async move { put.await.map(|_| None) })
+            match &self.1 {
+                Twist::IgnoresConditions => {
+                    let put = self.0.put(key, body, meta);
+                    Box::pin(async move { put.await.map(|_| None) })
+                }
+                Twist::SlowAnswers(landed) => {
+                    let put = self.0.put_if(key, body, meta, condition);
+                    let landed = landed.clone();
+                    Box::pin(async move {
+                        let answer = put.await;
+                        landed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        answer
+                    })
+                }
+            }
         }
         fn get_tagged(&self, key: String) -> BoxFuture<Result<Option<Tagged>, StoreError>> {
             self.0.get_tagged(key)
         }
-        fn delete_if(&self, key: String, _: String) -> BoxFuture<Result<(), StoreError>> {
-            self.0.delete(key)
+        fn delete_if(&self, key: String, etag: String) -> BoxFuture<Result<(), StoreError>> {
+            match self.1 {
+                Twist::IgnoresConditions => self.0.delete(key),
+                Twist::SlowAnswers(_) => self.0.delete_if(key, etag),
+            }
         }
     }
 
@@ -945,7 +986,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_store_that_ignores_conditions_is_found_out_and_read_back() {
         let mem = MemoryStore::new();
-        let store: Arc<dyn Store> = Arc::new(Ignoring(mem.clone()));
+        let store: Arc<dyn Store> = Arc::new(Wrapped(mem.clone(), Twist::IgnoresConditions));
         let acquired = acquire(&store, false).await.unwrap();
         assert!(!acquired.lease.is_atomic());
         assert!(
@@ -965,6 +1006,29 @@ mod tests {
         acquired.lease.release().await;
         keeper.await.unwrap();
         assert!(!mem.lock().objects.contains_key(KEY), "released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_waits_for_a_renewal_in_flight() {
+        let mem = MemoryStore::new();
+        let landed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store: Arc<dyn Store> =
+            Arc::new(Wrapped(mem.clone(), Twist::SlowAnswers(landed.clone())));
+        let acquired = acquire(&store, false).await.unwrap();
+        assert!(acquired.lease.is_atomic());
+        landed.store(false, std::sync::atomic::Ordering::SeqCst);
+        let keeper = tokio::spawn(acquired.lease.clone().keep());
+        // a renewal has landed and waits for its answer (and its new ETag)
+        acquired.lease.shared.renew_now.notify_one();
+        while !landed.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        acquired.lease.release().await;
+        keeper.await.unwrap();
+        assert!(
+            !mem.lock().objects.contains_key(KEY),
+            "released with the renewal's ETag, and not put back"
+        );
     }
 
     #[tokio::test(start_paused = true)]
