@@ -39,6 +39,18 @@ fn make_input(dir: &Path) -> PathBuf {
     path
 }
 
+/// A transcoder for `rungs`, or the test fails.
+fn open(
+    params: ffmpeg::codec::Parameters,
+    rungs: &[RungSpec],
+    settings: &TranscodeSettings,
+) -> Transcoder {
+    match Transcoder::new(params, rungs, settings) {
+        Ok(tc) => tc,
+        Err(e) => panic!("the transcoder opens: {e}"),
+    }
+}
+
 /// A packet as the segmenter has it: timestamps in 90 kHz ticks.
 struct Packet {
     pts: Option<i64>,
@@ -139,10 +151,7 @@ fn every_picture_comes_out_once_per_rung_with_idrs_only_where_forced() {
     let forced: BTreeSet<i64> = [in_order[0], in_order[60]].into_iter().collect();
 
     let settings = TranscodeSettings::new(input.frame_rate);
-    let mut tc = match Transcoder::new(input.params, &RUNGS, &settings) {
-        Ok(tc) => tc,
-        Err(e) => panic!("the transcoder opens: {e}"),
-    };
+    let mut tc = open(input.params, &RUNGS, &settings);
     assert_eq!(tc.sizes(), vec![(426, 240), (320, 180)]);
     let mut out = Vec::new();
     for p in &input.packets {
@@ -253,11 +262,7 @@ fn an_unknown_preset_is_named() {
 fn damaged_packets_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let input = demux(&make_input(dir.path()));
-    let mut tc = match Transcoder::new(input.params, &RUNGS[1..], &TranscodeSettings::new((30, 1)))
-    {
-        Ok(tc) => tc,
-        Err(e) => panic!("the transcoder opens: {e}"),
-    };
+    let mut tc = open(input.params, &RUNGS[1..], &TranscodeSettings::new((30, 1)));
     let mut out = Vec::new();
     for (i, p) in input.packets.iter().enumerate() {
         if i == 45 {
@@ -301,10 +306,7 @@ fn a_rung_cascaded_from_a_larger_one_gets_every_picture() {
             kbps: 800,
         },
     ];
-    let mut tc = match Transcoder::new(input.params, &rungs, &TranscodeSettings::new((30, 1))) {
-        Ok(tc) => tc,
-        Err(e) => panic!("the transcoder opens: {e}"),
-    };
+    let mut tc = open(input.params, &rungs, &TranscodeSettings::new((30, 1)));
     assert_eq!(tc.sizes(), vec![(320, 180), (640, 360)]);
     let mut out = Vec::new();
     for p in &input.packets {
@@ -346,10 +348,7 @@ fn each_rung_encodes_on_a_thread_that_ends_when_the_transcoder_is_dropped() {
         height: 238,
         kbps: 300,
     }];
-    let mut tc = match Transcoder::new(input.params, &rungs, &TranscodeSettings::new((30, 1))) {
-        Ok(tc) => tc,
-        Err(e) => panic!("the transcoder opens: {e}"),
-    };
+    let mut tc = open(input.params, &rungs, &TranscodeSettings::new((30, 1)));
     let mine = |names: Vec<String>| names.iter().filter(|n| *n == "x264 238p").count();
     // a new thread names itself once it runs: until then it has its
     // parent's name
@@ -392,10 +391,7 @@ fn a_stopped_rung_and_the_rungs_scaled_from_it_get_no_more_pictures() {
     ];
     let run = |stop: usize| {
         let params = input.params.clone();
-        let mut tc = match Transcoder::new(params, &rungs, &TranscodeSettings::new((30, 1))) {
-            Ok(tc) => tc,
-            Err(e) => panic!("the transcoder opens: {e}"),
-        };
+        let mut tc = open(params, &rungs, &TranscodeSettings::new((30, 1)));
         let failed = TranscodeError::Encode {
             rung: rungs[stop],
             reason: "a test".to_string(),
