@@ -39,6 +39,19 @@ fn make_input(dir: &Path) -> PathBuf {
     path
 }
 
+/// 180 lines are scaled from the 360-line rung's picture (twice as tall),
+/// not from the source.
+const CASCADE: [RungSpec; 2] = [
+    RungSpec {
+        height: 180,
+        kbps: 200,
+    },
+    RungSpec {
+        height: 360,
+        kbps: 800,
+    },
+];
+
 /// A transcoder for `rungs`, or the test fails.
 fn open(
     params: ffmpeg::codec::Parameters,
@@ -296,16 +309,7 @@ fn a_rung_cascaded_from_a_larger_one_gets_every_picture() {
     let input = demux(&make_input(dir.path()));
     let pictures = input.packets.len() as u64;
     // 180 lines are scaled from the 360-line rung's picture, not the source
-    let rungs = [
-        RungSpec {
-            height: 180,
-            kbps: 200,
-        },
-        RungSpec {
-            height: 360,
-            kbps: 800,
-        },
-    ];
+    let rungs = CASCADE;
     let mut tc = open(input.params, &rungs, &TranscodeSettings::new((30, 1)));
     assert_eq!(tc.sizes(), vec![(320, 180), (640, 360)]);
     let mut out = Vec::new();
@@ -379,16 +383,7 @@ fn a_stopped_rung_and_the_rungs_scaled_from_it_get_no_more_pictures() {
     let pictures = input.packets.len() as u64;
     let half = input.packets.len() / 2;
     // 180 lines are scaled from the 360-line rung's picture
-    let rungs = [
-        RungSpec {
-            height: 180,
-            kbps: 200,
-        },
-        RungSpec {
-            height: 360,
-            kbps: 800,
-        },
-    ];
+    let rungs = CASCADE;
     let run = |stop: usize| {
         let params = input.params.clone();
         let mut tc = open(params, &rungs, &TranscodeSettings::new((30, 1)));
