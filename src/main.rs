@@ -24,7 +24,6 @@ use live_upload::segmenter::{self, SegmenterConfig, SegmenterError, SegmenterSum
 use live_upload::serve::{ServeConfig, ServeFailure};
 use live_upload::spool;
 use live_upload::uploader::lease::LeasedStore;
-use live_upload::uploader::retry::RetryPolicy;
 use live_upload::uploader::store::Store;
 use live_upload::uploader::{
     open_store, ArchiveConfig, UploadError, UploadSummary, Uploader, UploaderConfig,
@@ -362,10 +361,7 @@ fn uploader_config(cfg: &Config) -> UploaderConfig {
         concurrency: cfg.concurrency,
         max_spool: cfg.max_spool,
         delete_old: cfg.delete_old,
-        retry: RetryPolicy {
-            attempt_timeout: cfg.request_timeout,
-            ..RetryPolicy::default()
-        },
+        retry: cfg.retry_policy(),
         flush_timeout: cfg.flush_timeout,
         archive: cfg
             .archive

@@ -8,6 +8,7 @@ use super::{ClipOpts, Opts, ServeOpts};
 use crate::media::MediaDuration;
 use crate::playlist::initial_target_duration;
 use crate::serve::ServeConfig;
+use crate::uploader::retry::RetryPolicy;
 use crate::uploader::store::check_key;
 pub use crate::uploader::{Destination, S3Settings};
 
@@ -57,6 +58,15 @@ pub struct Config {
 const MAX_SEGMENT_SECONDS: f64 = 3600.0;
 
 impl Config {
+    /// How requests to the store are retried: the defaults, each attempt
+    /// bounded by `--request-timeout`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempt_timeout: self.request_timeout,
+            ..RetryPolicy::default()
+        }
+    }
+
     /// Checks every option, in the order they appear on the command line,
     /// and builds the configuration; the error names what was wrong.
     pub fn from_opts(o: Opts) -> Result<Config, String> {

@@ -14,7 +14,7 @@ use live_upload::cli::{Config, LadderConfig};
 use live_upload::media::{LadderEvent, RenditionLayout};
 use live_upload::segmenter::ladder::{run_ladder, LadderRun, Start};
 use live_upload::uploader::master::{publish_masters, MasterState, MasterTarget};
-use live_upload::uploader::retry::{Retrier, RetryPolicy};
+use live_upload::uploader::retry::Retrier;
 use live_upload::uploader::store::Store;
 use live_upload::uploader::{object_key, UploadSummary, Uploader};
 
@@ -111,10 +111,7 @@ pub(super) fn segment_and_publish(
     }
     let target = MasterTarget {
         store: store.clone(),
-        retrier: Retrier::new(RetryPolicy {
-            attempt_timeout: cfg.request_timeout,
-            ..RetryPolicy::default()
-        }),
+        retrier: Retrier::new(cfg.retry_policy()),
         key_prefix: cfg.key_prefix.clone(),
         master_name: ladder.master.clone(),
         archive_name: cfg.archive.as_ref().map(|(name, _)| name.clone()),
@@ -175,10 +172,7 @@ fn carry_over(
     state: &mut MasterState,
 ) {
     let key = object_key(&cfg.key_prefix, master);
-    let retrier = Retrier::new(RetryPolicy {
-        attempt_timeout: cfg.request_timeout,
-        ..RetryPolicy::default()
-    });
+    let retrier = Retrier::new(cfg.retry_policy());
     let found = runtime.block_on(retrier.run(&format!("GET {key}"), || store.get(key.clone())));
     let parsed = match found {
         Ok(Some(text)) => live_upload::master::parse(&String::from_utf8_lossy(&text))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use live_upload::cli::Config;
 use live_upload::input::standby::{Standby, Window};
 use live_upload::uploader::lease::{Acquired, Lease, LeaseError, LeaseSettings};
-use live_upload::uploader::retry::{Retrier, RetryPolicy};
+use live_upload::uploader::retry::Retrier;
 use live_upload::uploader::store::Store;
 
 use super::Failure;
@@ -56,10 +56,7 @@ pub(super) fn take(
         target: cfg.target.to_std(),
         standby: cfg.standby,
     };
-    let retrier = Retrier::new(RetryPolicy {
-        attempt_timeout: cfg.request_timeout,
-        ..RetryPolicy::default()
-    });
+    let retrier = Retrier::new(cfg.retry_policy());
     let keep_waiting = || {
         if stop.load(Ordering::Relaxed) {
             return Err("stopped by a signal while standing by".to_string());
