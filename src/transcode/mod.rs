@@ -203,9 +203,9 @@ pub struct Transcoder {
 // SAFETY: every libav object here (the decoder context, frames, the swscale
 // contexts; the encoders live on their workers' threads) is owned by the
 // Transcoder alone and only used through `&mut self`; none has thread
-// affinity. ffmpeg-next marks all
-// but `scaling::Context` Send already; an SwsContext, like the others, may
-// be used from any thread as long as it is not used from two at once.
+// affinity. ffmpeg-next marks all but `scaling::Context` Send already; an
+// SwsContext, like the others, may be used from any thread as long as it is
+// not used from two at once.
 unsafe impl Send for Transcoder {}
 
 impl Transcoder {

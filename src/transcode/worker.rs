@@ -8,7 +8,7 @@
 //! pictures wait for a worker, so a slow encoder holds the input back
 //! instead of piling pictures up in memory.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::{self, JoinHandle};
 
 use ffmpeg_next as ffmpeg;
@@ -70,10 +70,9 @@ impl Worker {
     /// A picture to scale into: one libx264 is done with, or an empty one
     /// (the scaler allocates it).
     pub(super) fn picture(&self) -> frame::Video {
-        match self.spare.try_recv() {
-            Ok(p) => p,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => frame::Video::empty(),
-        }
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| frame::Video::empty())
     }
 
     /// Queues a picture; waits while [`QUEUE`] pictures wait already.
